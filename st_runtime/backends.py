@@ -1,0 +1,147 @@
+"""The one place that decides which inference backend and execution providers run a graph.
+
+A backend takes a dict of numpy arrays and returns a dict of numpy arrays; nothing else in the
+package imports onnxruntime or openvino.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import BackendUnavailableError, IntegrityError
+from .hardware import usable_cpus
+
+logger = logging.getLogger(__name__)
+
+_INSTALL_HINT = {
+    "onnx": "pip install onnxruntime  (or onnxruntime-gpu for CUDA: pip install 'st-runtime[gpu]')",
+    "openvino": "pip install 'st-runtime[openvino]'",
+}
+
+
+class GraphSession(Protocol):
+    """What the encoders need from a backend."""
+
+    input_names: list[str]
+    output_names: list[str]
+    description: str
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def is_installed(fmt: str) -> bool:
+    """Whether the runtime library for a graph format ('onnx' or 'openvino') is importable."""
+    module = {"onnx": "onnxruntime", "openvino": "openvino"}[fmt]
+    return importlib.util.find_spec(module) is not None
+
+
+def _require(fmt: str):
+    if not is_installed(fmt):
+        raise BackendUnavailableError(f"Running a {fmt} graph needs its runtime, which is not installed: {_INSTALL_HINT[fmt]}")
+    if fmt == "onnx":
+        import onnxruntime
+
+        return onnxruntime
+    import openvino
+
+    return openvino
+
+
+def onnx_providers(device: str | None) -> list[str]:
+    """Execution providers for a device string ('cpu', 'cuda', 'cuda:1'), checked against what is installed."""
+    ort = _require("onnx")
+    available = ort.get_available_providers()
+    kind = (device or "cpu").split(":")[0].lower()
+    if kind == "cpu":
+        return ["CPUExecutionProvider"]
+    if kind == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise BackendUnavailableError(
+                f"device={device!r} needs onnxruntime's CUDAExecutionProvider, but only {available} are installed. "
+                "Install the GPU build: pip uninstall onnxruntime && pip install 'st-runtime[gpu]'."
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise BackendUnavailableError(f"Unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'.")
+
+
+class OnnxRuntimeSession:
+    """An onnxruntime InferenceSession behind the narrow backend contract."""
+
+    def __init__(self, path: Path, device: str | None = None, threads: int | None = None) -> None:
+        ort = _require("onnx")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or usable_cpus()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        providers = onnx_providers(device)
+        provider_options = None
+        if providers[0] == "CUDAExecutionProvider" and device and ":" in device:
+            provider_options = [{"device_id": int(device.split(":")[1])}, {}]
+        try:
+            self._session = ort.InferenceSession(
+                str(path), sess_options=options, providers=providers, provider_options=provider_options
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            message = str(exc)
+            if "opset" in message.lower():
+                raise BackendUnavailableError(
+                    f"{path.name} needs a newer ONNX opset than onnxruntime {ort.__version__} supports ({message}). "
+                    "Upgrade onnxruntime or re-export with a lower opset."
+                ) from exc
+            raise IntegrityError(f"onnxruntime could not load {path.name}: {message}. Re-export the bundle.") from exc
+        self.input_names = [i.name for i in self._session.get_inputs()]
+        self.output_names = [o.name for o in self._session.get_outputs()]
+        self.providers = self._session.get_providers()
+        self.description = f"onnxruntime {ort.__version__} {self.providers[0]} threads={options.intra_op_num_threads}"
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self._session.run(None, feeds)
+        return dict(zip(self.output_names, values))
+
+
+class OpenVINOSession:
+    """An OpenVINO compiled model behind the narrow backend contract (fp32 kept exact unless told otherwise)."""
+
+    def __init__(
+        self, path: Path, device: str | None = None, threads: int | None = None, precision_hint: str = "f32",
+        performance_hint: str = "LATENCY",
+    ) -> None:
+        ov = _require("openvino")
+        ov_device = "CPU" if (device or "cpu").lower().startswith("cpu") else device.upper().replace("CUDA", "GPU")
+        core = ov.Core()
+        config = {
+            "INFERENCE_PRECISION_HINT": precision_hint,
+            "PERFORMANCE_HINT": performance_hint,
+            "INFERENCE_NUM_THREADS": threads or usable_cpus(),
+        }
+        try:
+            model = core.read_model(str(path))
+            self._compiled = core.compile_model(model, ov_device, config)
+        except Exception as exc:  # openvino raises RuntimeError with a long text
+            raise IntegrityError(f"OpenVINO could not load {path.name}: {str(exc)[:500]}. Re-export the bundle.") from exc
+        self.input_names = [p.get_any_name() for p in self._compiled.inputs]
+        self.output_names = [p.get_any_name() for p in self._compiled.outputs]
+        self._request = None
+        self.description = f"openvino {ov.__version__} {ov_device} precision={precision_hint}"
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # A fresh infer request per call keeps one compiled model safe to share across threads.
+        request = self._compiled.create_infer_request()
+        result = request.infer(feeds)
+        return {name: np.asarray(result[port]) for name, port in zip(self.output_names, self._compiled.outputs)}
+
+
+def open_session(path: Path, fmt: str, device: str | None = None, threads: int | None = None, settings: dict | None = None) -> GraphSession:
+    """Create the backend session for a graph file of format 'onnx' or 'openvino'."""
+    if fmt == "onnx":
+        return OnnxRuntimeSession(path, device=device, threads=threads)
+    if fmt == "openvino":
+        settings = settings or {}
+        return OpenVINOSession(path, device=device, threads=threads, precision_hint=settings.get("inference_precision", "f32"))
+    raise BackendUnavailableError(f"Unknown graph format {fmt!r}; this st-runtime runs 'onnx' and 'openvino'.")

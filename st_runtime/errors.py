@@ -1,0 +1,51 @@
+"""Typed errors raised where a fault is found; each message names the problem and the fix."""
+
+from __future__ import annotations
+
+
+class StRuntimeError(Exception):
+    """Base class of every error st-runtime raises on purpose."""
+
+
+class BundleError(StRuntimeError):
+    """A bundle directory is missing, malformed, or fails its integrity checks."""
+
+
+class BundleNotFoundError(BundleError, FileNotFoundError):
+    """The path given as a bundle does not exist or holds no manifest."""
+
+
+class ManifestError(BundleError, ValueError):
+    """The manifest is unreadable, of an unknown format version, or inconsistent."""
+
+
+class IntegrityError(BundleError):
+    """A bundle file is missing, truncated, or does not match its recorded sha256."""
+
+
+class WrongModelKindError(BundleError, TypeError):
+    """A cross-encoder bundle was opened as a bi-encoder, or the other way round."""
+
+
+class BackendUnavailableError(StRuntimeError, ImportError):
+    """The requested backend, device or execution provider is not installed or not usable here."""
+
+
+class InputValidationError(StRuntimeError, ValueError):
+    """The caller passed arguments or texts the model cannot take."""
+
+
+class InputTypeError(StRuntimeError, TypeError):
+    """An input in a batch has the wrong type (for example None, bytes or a number)."""
+
+
+class ExportError(StRuntimeError):
+    """An export step failed; nothing was written to the destination."""
+
+
+class UnsupportedModelError(ExportError):
+    """The source model has a module or architecture the exporter cannot turn into a graph."""
+
+
+class ParityError(ExportError):
+    """An exported graph does not match the torch reference within its bound."""

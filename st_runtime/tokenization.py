@@ -1,0 +1,100 @@
+"""Texts (or text pairs) to the numpy arrays a graph takes, with ST's truncation and padding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from .errors import InputValidationError
+from .manifest import TokenizerSpec
+
+_MAX_LENGTH_SENTINEL = 10**8  # HF uses ~1e30 for "no limit"
+
+
+class TextTokenizer:
+    """A ``tokenizers.Tokenizer`` configured exactly as the exported model's Hugging Face tokenizer."""
+
+    def __init__(self, tokenizer: Tokenizer, spec: TokenizerSpec) -> None:
+        self._tok = tokenizer
+        self.spec = spec
+        self._special = frozenset(spec.special_token_ids)
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        self.max_seq_length = spec.max_seq_length
+
+    @classmethod
+    def from_file(cls, path: Path, spec: TokenizerSpec) -> "TextTokenizer":
+        return cls(Tokenizer.from_file(str(path)), spec)
+
+    @property
+    def max_seq_length(self) -> int | None:
+        return self._max_len
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int | None) -> None:
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise InputValidationError(f"max_seq_length must be a positive int or None, got {value!r}.")
+        limit = self.spec.model_max_length
+        if value is not None and limit is not None and value > limit:
+            raise InputValidationError(
+                f"max_seq_length={value} exceeds what the model's position embeddings allow ({limit})."
+            )
+        self._max_len = value if value is not None and value < _MAX_LENGTH_SENTINEL else None
+        if self._max_len is None:
+            self._tok.no_truncation()
+        else:
+            self._tok.enable_truncation(
+                self._max_len, strategy="longest_first", direction=self.spec.truncation_side
+            )
+
+    def prompt_length(self, prompt: str) -> int:
+        """Tokens the prompt occupies at the start of a text, as ST counts them (trailing special token excluded)."""
+        ids = self._tok.encode(prompt).ids
+        length = len(ids)
+        if ids and ids[-1] in self._special:
+            length -= 1
+        return length
+
+    def encode(self, batch: Sequence[str] | Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+        """Token ids and type ids of each text (or pair), truncated but not padded."""
+        try:
+            encodings = self._tok.encode_batch(list(batch))
+        except (TypeError, ValueError, UnicodeError) as exc:
+            raise _explain_bad_text(batch, exc) from exc
+        return [(e.ids, e.type_ids) for e in encodings]
+
+    def pad(self, rows: Sequence[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
+        """Pad encoded rows to the longest into int64 ``input_ids``, ``attention_mask`` and ``token_type_ids``."""
+        width = max((len(ids) for ids, _ in rows), default=0)
+        n = len(rows)
+        input_ids = np.full((n, width), self.spec.pad_token_id, dtype=np.int64)
+        type_ids = np.zeros((n, width), dtype=np.int64)
+        mask = np.zeros((n, width), dtype=np.int64)
+        left = self.spec.padding_side == "left"
+        for row, (ids, types) in enumerate(rows):
+            length = len(ids)
+            cols = slice(width - length, width) if left else slice(0, length)
+            input_ids[row, cols] = ids
+            type_ids[row, cols] = types
+            mask[row, cols] = 1
+        return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": type_ids}
+
+    def __call__(self, batch: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+        """Tokenize and pad a batch, as the Hugging Face tokenizer does with padding=True, truncation=True."""
+        return self.pad(self.encode(batch))
+
+
+def _explain_bad_text(batch, exc: Exception) -> Exception:
+    for index, item in enumerate(batch):
+        for text in item if isinstance(item, tuple) else (item,):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:
+                return InputValidationError(
+                    f"Text at index {index} holds a lone surrogate ({err.object[err.start:err.end]!r}) that is not "
+                    "valid Unicode; clean it first, e.g. text.encode('utf-8', 'replace').decode('utf-8')."
+                )
+    return InputValidationError(f"The tokenizer rejected the batch: {exc}")
