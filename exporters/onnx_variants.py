@@ -1,0 +1,118 @@
+"""ONNX Runtime variants of the fused fp32 graph: fusions, fp16, dynamic and static (QDQ) int8."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from st_runtime.hardware import int8_isa
+from st_runtime.manifest import Manifest, VariantSpec
+
+from .calibration import feeds_for
+
+logger = logging.getLogger(__name__)
+# ORT's transformer optimizer knows these families' attention / LayerNorm / GELU patterns.
+_OPTIMIZER_TYPES = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "distilbert": "bert", "mpnet": "bert",
+                    "camembert": "bert", "electra": "bert", "t5": "t5"}
+
+
+@dataclass
+class BuildContext:
+    """What every variant builder needs: the staging folder, the manifest, the fp32 graph and calibration texts."""
+
+    root: Path
+    manifest: Manifest
+    calibration: Sequence = ()
+    model_type: str = ""
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def fp32(self) -> Path:
+        return self.root / self.manifest.variants["onnx"].file
+
+    @property
+    def inputs(self) -> list[str]:
+        return self.manifest.variants["onnx"].inputs
+
+    @property
+    def outputs(self) -> list[str]:
+        return self.manifest.variants["onnx"].outputs
+
+
+def _spec(ctx: BuildContext, file: str, precision: str, target: str, **settings) -> VariantSpec:
+    return VariantSpec(file=file, format="onnx", precision=precision, target=target, inputs=list(ctx.inputs),
+                       outputs=list(ctx.outputs), settings=settings)
+
+
+def build_onnx_opt(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
+    """onnxruntime.transformers.optimizer fusions (attention, LayerNorm, GELU, SkipLayerNorm), fp32."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    model_type = _OPTIMIZER_TYPES.get(ctx.model_type, "bert")
+    optimized = optimize_model(str(ctx.fp32), model_type=model_type, num_heads=0, hidden_size=0, opt_level=1,
+                               use_gpu=False, only_onnxruntime=False)
+    out = "model_opt.onnx"
+    optimized.save_model_to_file(str(ctx.root / out))
+    fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+    return _spec(ctx, out, "fp32", "cpu", optimizer_model_type=model_type, fused_ops=fused, auto_rank=2, exact=True)
+
+
+def build_onnx_fp16(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
+    """fp16 weights and compute for GPUs; inputs/outputs stay fp32, LayerNorm/Softmax/reductions stay fp32."""
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    model = onnx.load(str(ctx.fp32))
+    keep_fp32 = sorted(set(DEFAULT_OP_BLOCK_LIST) | {"LayerNormalization", "SimplifiedLayerNormalization", "Softmax",
+                                                      "ReduceMean", "ReduceSum", "Pow", "Sqrt", "Erf"})
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=keep_fp32)
+    out = "model_fp16.onnx"
+    onnx.save(converted, str(ctx.root / out))
+    return _spec(ctx, out, "fp16", "gpu", kept_fp32_ops=keep_fp32, auto_rank=5)
+
+
+def _reduce_range() -> bool:
+    # Without VNNI, u8s8 products can saturate 16-bit accumulators; 7-bit weights avoid it.
+    return int8_isa() not in ("avx512_vnni", "avx_vnni", "arm64")
+
+
+def build_onnx_int8_dynamic(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
+    """onnxruntime dynamic int8 (weights per channel, activations per call), MatMul weights only."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = "model_int8_dynamic.onnx"
+    reduce_range = _reduce_range()
+    quantize_dynamic(str(ctx.fp32), str(ctx.root / out), weight_type=QuantType.QInt8, per_channel=True,
+                     reduce_range=reduce_range, op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude),
+                     extra_options={"MatMulConstBOnly": True})
+    return _spec(ctx, out, "int8", "cpu", isa=int8_isa(), reduce_range=reduce_range, per_channel=True,
+                 fp32_nodes=list(exclude), deterministic=False, auto_rank=3)
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over tokenized calibration texts."""
+
+    def __init__(self, feeds) -> None:
+        self._feeds = iter(feeds)
+
+    def get_next(self):
+        return next(self._feeds, None)
+
+
+def build_onnx_int8_static(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
+    """onnxruntime static int8 in QDQ format, calibrated (MinMax) on the calibration texts; deterministic."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    out = "model_int8_static.onnx"
+    reduce_range = _reduce_range()
+    reader = _Reader(feeds_for(ctx.root, ctx.manifest, ctx.inputs, list(ctx.calibration)))
+    quantize_static(str(ctx.fp32), str(ctx.root / out), reader, quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                    reduce_range=reduce_range, op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude),
+                    calibrate_method=CalibrationMethod.MinMax, extra_options={"MatMulConstBOnly": True})
+    for leftover in ctx.root.glob("*augmented*"):
+        leftover.unlink()
+    return _spec(ctx, out, "int8", "cpu", isa=int8_isa(), reduce_range=reduce_range, per_channel=True,
+                 calibration_texts=len(ctx.calibration), fp32_nodes=list(exclude), deterministic=True, auto_rank=3)

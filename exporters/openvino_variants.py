@@ -1,0 +1,66 @@
+"""OpenVINO IR variants converted from the fused fp32 graph: fp32, fp16 weights, NNCF int8 (static, weight-only)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from st_runtime.manifest import VariantSpec
+
+from .calibration import feeds_for
+from .onnx_variants import BuildContext
+
+
+def _require():
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        raise ImportError("OpenVINO variants need the openvino extra: pip install 'st-runtime[quantize]'") from exc
+    return ov
+
+
+def _save(ctx: BuildContext, model, stem: str, precision: str, compress_to_fp16: bool = False, **settings) -> VariantSpec:
+    ov = _require()
+    xml = f"{stem}.xml"
+    ov.save_model(model, str(ctx.root / xml), compress_to_fp16=compress_to_fp16)
+    settings.setdefault("inference_precision", "f32")  # exact on CPUs without AMX; bf16 would be slower and inexact
+    return VariantSpec(file=xml, weights_file=f"{stem}.bin", format="openvino", precision=precision, target="cpu",
+                       inputs=list(ctx.inputs), outputs=list(ctx.outputs), settings=settings)
+
+
+def _converted(ctx: BuildContext):
+    return _require().convert_model(str(ctx.fp32))
+
+
+def build_openvino(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
+    """OpenVINO IR, fp32 weights, run with INFERENCE_PRECISION_HINT=f32."""
+    return _save(ctx, _converted(ctx), "openvino_model", "fp32", auto_rank=2, exact=True)
+
+
+def build_openvino_fp16(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
+    """OpenVINO IR with fp16-compressed weights (half the file), computed in f32."""
+    return _save(ctx, _converted(ctx), "openvino_model_fp16", "fp16", compress_to_fp16=True, auto_rank=1,
+                 weights="fp16")
+
+
+def build_openvino_int8(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
+    """NNCF post-training static int8 (transformer preset, SmoothQuant) on the calibration texts."""
+    import nncf
+
+    feeds = list(feeds_for(ctx.root, ctx.manifest, ctx.inputs, list(ctx.calibration)))
+    quantized = nncf.quantize(
+        _converted(ctx), nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds),
+        ignored_scope=nncf.IgnoredScope(names=list(exclude), validate=False) if exclude else None,
+    )
+    return _save(ctx, quantized, "openvino_model_int8", "int8", calibration_texts=len(feeds),
+                 fp32_nodes=list(exclude), deterministic=True, auto_rank=4)
+
+
+def build_openvino_int8_weights(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
+    """NNCF int8 weight-only compression (activations stay f32): smaller file, no calibration needed."""
+    import nncf
+
+    compressed = nncf.compress_weights(
+        _converted(ctx), ignored_scope=nncf.IgnoredScope(names=list(exclude), validate=False) if exclude else None,
+    )
+    return _save(ctx, compressed, "openvino_model_int8_wo", "int8", weights="int8 (weight-only)",
+                 fp32_nodes=list(exclude), deterministic=True, auto_rank=1.5)
