@@ -1,0 +1,1 @@
+"""Benchmark harness: the torch reference and every bundle variant, each in a fresh process, in one run."""

@@ -1,0 +1,104 @@
+"""One system, one fresh process: load it, time it, write figures and embeddings. Run by the harness only."""
+
+from __future__ import annotations
+
+import time
+
+_T0 = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+def _load(system: str, bundle: str, source: str | None, kind: str, device: str):
+    """(encode function, threads description) for a system name: 'torch', 'torch-fp16', 'variant:NAME', 'st:onnx'."""
+    if system.startswith("variant:"):
+        import st_runtime
+
+        cls = st_runtime.CrossEncoder if kind == "cross-encoder" else st_runtime.SentenceTransformer
+        model = cls(bundle, variant=system.split(":", 1)[1], device=device)
+        call = model.predict if kind == "cross-encoder" else model.encode
+        return call, model._runner.session.description
+    import torch
+
+    if kind == "cross-encoder":
+        from sentence_transformers import CrossEncoder
+
+        model = CrossEncoder(source, device=device)
+        call = model.predict
+    else:
+        from sentence_transformers import SentenceTransformer
+
+        backend = system.split(":", 1)[1] if system.startswith("st:") else "torch"
+        kwargs = {"backend": backend} if backend != "torch" else {}
+        model = SentenceTransformer(source, device=device, **kwargs)
+        call = model.encode
+    if system == "torch-fp16":
+        model.half()
+    return call, f"torch {torch.__version__} threads={torch.get_num_threads()}"
+
+
+def _throughput(call, texts, batch_size: int, repeats: int) -> dict:
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call(texts, batch_size=batch_size)
+        rates.append(len(texts) / (time.perf_counter() - start))
+    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
+
+
+def _latency(call, texts) -> dict:
+    times = []
+    for text in texts:
+        start = time.perf_counter()
+        call([text], batch_size=1)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+
+    def pct(p: float) -> float:
+        return times[min(len(times) - 1, int(round(p / 100 * (len(times) - 1))))]
+
+    return {"p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--system", required=True)
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--source")
+    parser.add_argument("--kind", default="sentence-transformer")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--texts", required=True, help="JSON file with queries and passages (or pairs)")
+    parser.add_argument("--batch-sizes", default="1,8,32,128")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    data = json.loads(Path(args.texts).read_text())
+    call, threads = _load(args.system, args.bundle, args.source, args.kind, args.device)
+    load_s = time.perf_counter() - _T0
+    sets = {"pairs": [tuple(p) for p in data["pairs"]]} if args.kind == "cross-encoder" else {
+        "queries": data["queries"], "passages": data["passages"]}
+    for texts in sets.values():  # warm-up, excluded from timing
+        call(texts[:16], batch_size=8)
+    result = {"system": args.system, "load_s": load_s, "threads": threads, "throughput": {}}
+    for name, texts in sets.items():
+        result["throughput"][name] = {
+            str(bs): _throughput(call, texts, int(bs), args.repeats) for bs in args.batch_sizes.split(",")
+        }
+    first = next(iter(sets.values()))
+    result["latency"] = _latency(call, first[: min(len(first), 200)])
+    import numpy as np
+
+    outputs = {name: np.asarray(call(texts, batch_size=32), dtype=np.float32) for name, texts in sets.items()}
+    np.savez(Path(args.out).with_suffix(".npz"), **outputs)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path(args.out).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
