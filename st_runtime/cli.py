@@ -184,11 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalize", action="store_true")
     p.set_defaults(func=cmd_encode)
 
-    for module in ("benchmarks.cli", "st_runtime.cli_extra"):
+    # Commands whose code lives with their feature; each module offers register(subparsers).
+    for module in ("benchmarks.cli", "st_runtime.serving.cli", "st_runtime.corpus_embed.cli", "st_runtime.evaluation.cli"):
         try:
-            __import__(module, fromlist=["register"]).register(sub)
-        except ImportError:
-            continue
+            registrar = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue  # feature not present in this install
+            raise
+        registrar.register(sub)
     return parser
 
 
