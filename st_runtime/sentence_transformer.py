@@ -14,7 +14,7 @@ from .engine import GraphRunner
 from .errors import InputValidationError
 from .inputs import positive_int, text_batch
 from .loading import build_runner
-from .manifest import EmbeddingSpec, Manifest
+from .manifest import MANIFEST_NAME, EmbeddingSpec, Manifest
 from .quantization import check_precision, quantize_embeddings
 from .similarity import PAIRWISE, SIMILARITY, normalize_embeddings, resolve_similarity_name
 
@@ -43,11 +43,21 @@ class SentenceTransformer:
         truncate_dim: int | None = None,
         similarity_fn_name: str | None = None,
         verify: bool = True,
+        file_name: str | None = None,
     ) -> None:
-        self.bundle = Bundle.open(model_name_or_path, expected_kind="sentence-transformer", verify=verify)
-        self.variant, runner = build_runner(self.bundle, variant, device, threads)
+        from .st_folder import is_st_folder, open_st_folder
+
         self._threads = threads
-        self._init(runner, self.bundle.manifest, device, prompts, default_prompt_name, truncate_dim, similarity_fn_name)
+        path = Path(model_name_or_path).expanduser()
+        if not (path / MANIFEST_NAME).is_file() and is_st_folder(path):
+            # A Sentence Transformers folder with ST's own onnx/ or openvino/ graph: pooling runs in numpy.
+            self.bundle = None
+            self.variant, runner, manifest = open_st_folder(path, file_name or variant, device, threads)
+        else:
+            self.bundle = Bundle.open(path, expected_kind="sentence-transformer", verify=verify)
+            self.variant, runner = build_runner(self.bundle, variant, device, threads)
+            manifest = self.bundle.manifest
+        self._init(runner, manifest, device, prompts, default_prompt_name, truncate_dim, similarity_fn_name)
 
     @classmethod
     def from_parts(cls, runner: GraphRunner, manifest: Manifest, **settings: Any) -> "SentenceTransformer":
@@ -228,7 +238,7 @@ class SentenceTransformer:
             extra = {"prompt_length": np.array([length], dtype=np.int64)}
         if prompt:
             texts = [prompt + text for text in texts]
-        bar = tqdm(total=len(texts), desc="Batches", unit="text", disable=not progress)
+        bar = tqdm(total=len(texts), desc="Batches", unit="text") if progress else None
         for indices, encoded, outputs in self._runner.iter_batches(texts, batch_size, max_batch_tokens, extra):
             emb = outputs["sentence_embedding"]
             if truncate_dim is not None:
@@ -247,8 +257,10 @@ class SentenceTransformer:
                     item["token_embeddings"] = outputs["token_embeddings"][row]
                     item["sentence_embedding"] = emb[row]
                     out[index] = item
-            bar.update(len(indices))
-        bar.close()
+            if bar is not None:
+                bar.update(len(indices))
+        if bar is not None:
+            bar.close()
         return out
 
     def encode_query(self, sentences: str | list[str], **kwargs: Any):
