@@ -73,11 +73,28 @@ class EmbeddingGraph(torch.nn.Module):
         prompt_length = inputs[-1] if self.prompt_aware else None
         features: dict[str, Any] = dict(zip(self.input_names, inputs))
         for module in self.model:
-            if prompt_length is not None and type(module).__name__ == "Pooling" and not module.include_prompt:
-                features = self._pool_without_prompt(module, features, prompt_length)
+            if type(module).__name__ == "Pooling":
+                features = self._pool_in_float64(module, features, prompt_length)
             else:
                 features = module(features)
         return features["sentence_embedding"], features["token_embeddings"]
+
+    def _pool_in_float64(self, pooling: Any, features: dict, prompt_length: torch.Tensor | None) -> dict:
+        """Run ST's Pooling on float64 token embeddings, then round once to float32.
+
+        ONNX Runtime's float32 ReduceSum adds in a different order than torch, which over long inputs costs
+        several 1e-6 on unnormalized poolings; accumulating in float64 keeps the graph closer to the exact
+        value than torch itself is.
+        """
+        tokens = features["token_embeddings"]
+        features["token_embeddings"] = tokens.double()
+        if prompt_length is not None and not pooling.include_prompt:
+            features = self._pool_without_prompt(pooling, features, prompt_length)
+        else:
+            features = pooling(features)
+        features["sentence_embedding"] = features["sentence_embedding"].to(tokens.dtype)
+        features["token_embeddings"] = tokens
+        return features
 
     @staticmethod
     def _pool_without_prompt(pooling: Any, features: dict, prompt_length: torch.Tensor) -> dict:
