@@ -130,8 +130,7 @@ def open_st_folder(path: Path, file_name: str | None = None, device: str | None 
 
     backend_tok = Tokenizer.from_file(str(tokenizer_file))
     pad_id = backend_tok.token_to_id(pad_token) if pad_token else None
-    specials = sorted({t.id for t in backend_tok.get_added_tokens_decoder().values() if t.special}
-                      if hasattr(backend_tok, "get_added_tokens_decoder") else set())
+    specials = sorted(i for i, t in backend_tok.get_added_tokens_decoder().items() if t.special)
     limits = [v for v in (sbert.get("max_seq_length"), tok_config.get("model_max_length"),
                           hf_config.get("max_position_embeddings")) if isinstance(v, (int, float)) and 0 < v < 10**8]
     max_len = int(sbert["max_seq_length"]) if sbert.get("max_seq_length") else (int(min(limits)) if limits else None)

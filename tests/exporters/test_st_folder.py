@@ -23,7 +23,16 @@ def _st_style_folder(src, dest, openvino: bool = False):
     features = st.preprocess(["a first text", "and a second, longer text"])
     names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in features]
     (dest / "onnx").mkdir()
-    torch.onnx.export(st[0].auto_model, tuple(features[k] for k in names), str(dest / "onnx" / "model.onnx"),
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            return self.model(**dict(zip(names, inputs))).last_hidden_state
+
+    torch.onnx.export(LastHiddenState(st[0].auto_model), tuple(features[k] for k in names), str(dest / "onnx" / "model.onnx"),
                       input_names=names, output_names=["last_hidden_state"], opset_version=17, dynamo=False,
                       dynamic_axes={**{k: {0: "b", 1: "s"} for k in names}, "last_hidden_state": {0: "b", 1: "s"}})
     if openvino:
