@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .quantization import quantize_embeddings
+from .retrieval import community_detection, paraphrase_mining, paraphrase_mining_embeddings, semantic_search
 from .similarity import (
     cos_sim,
     dot_score,
@@ -16,6 +17,7 @@ from .similarity import (
 )
 
 __all__ = [
+    "community_detection",
     "cos_sim",
     "dot_score",
     "euclidean_sim",
@@ -25,5 +27,8 @@ __all__ = [
     "pairwise_dot_score",
     "pairwise_euclidean_sim",
     "pairwise_manhattan_sim",
+    "paraphrase_mining",
+    "paraphrase_mining_embeddings",
     "quantize_embeddings",
+    "semantic_search",
 ]
