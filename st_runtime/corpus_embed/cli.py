@@ -1,0 +1,48 @@
+"""`st-runtime embed BUNDLE INPUT OUTPUT`: embed a corpus file, locally or on Ray."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def run(args: argparse.Namespace) -> int:
+    kwargs = {"prompt_name": args.prompt_name, "truncate_dim": args.truncate_dim,
+              "normalize_embeddings": args.normalize, "precision": args.precision}
+    if args.ray or args.ray_address:
+        from .ray_job import embed_file_ray
+
+        out = embed_file_ray(args.bundle, args.input, args.output, address=args.ray_address, workers=args.workers,
+                             rows_per_batch=args.chunk_size, column=args.column, variant=args.variant,
+                             ship_bundle=args.ship_bundle, batch_size=args.batch_size, **kwargs)
+    else:
+        from ..sentence_transformer import SentenceTransformer
+        from .local import embed_file
+
+        model = SentenceTransformer(args.bundle, variant=args.variant)
+        out = embed_file(model, args.input, args.output, chunk_size=args.chunk_size, column=args.column,
+                         prompt_name=args.prompt_name, truncate_dim=args.truncate_dim, normalize=args.normalize,
+                         precision=args.precision, batch_size=args.batch_size, restart=args.restart)
+    print(f"wrote {out}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("embed", help="embed a corpus file (.txt/.jsonl/.parquet) into Parquet or .npy")
+    p.add_argument("bundle")
+    p.add_argument("input", help=".txt (one text per line), .jsonl or .parquet")
+    p.add_argument("output", help=".parquet (id, text_hash, embedding) or .npy; with Ray, a folder is also allowed")
+    p.add_argument("--column", default="text", help="text column for .jsonl / .parquet (default: text)")
+    p.add_argument("--chunk-size", type=int, default=4096, help="texts per resumable chunk (Ray: per batch)")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per model call")
+    p.add_argument("--variant", default=None)
+    p.add_argument("--prompt-name", default=None)
+    p.add_argument("--truncate-dim", type=int, default=None)
+    p.add_argument("--normalize", action="store_true")
+    p.add_argument("--precision", default="float32", choices=["float32", "int8", "uint8", "binary", "ubinary"])
+    p.add_argument("--restart", action="store_true", help="discard an interrupted run instead of resuming it")
+    p.add_argument("--ray", action="store_true", help="run on Ray Data (a local cluster unless --ray-address)")
+    p.add_argument("--ray-address", default=None, help="address of an existing cluster, e.g. ray://head:10001 or auto")
+    p.add_argument("--workers", type=int, default=1, help="Ray actors, one model each")
+    p.add_argument("--ship-bundle", action="store_true",
+                   help="send the bundle's files to the workers (no shared storage needed)")
+    p.set_defaults(func=run)
