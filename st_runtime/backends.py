@@ -79,6 +79,7 @@ class OnnxRuntimeSession:
         options.intra_op_num_threads = threads or usable_cpus()
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.enable_mem_pattern = False  # shapes change every batch: planning buffers for one shape only costs
         providers = onnx_providers(device)
         provider_options = None
         if providers[0] == "CUDAExecutionProvider" and device and ":" in device:

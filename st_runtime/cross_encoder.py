@@ -15,6 +15,7 @@ from .errors import InputValidationError
 from .inputs import pair_batch, positive_int
 from .loading import build_runner
 from .manifest import Manifest
+from .sentence_transformer import DEFAULT_BATCH_TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class CrossEncoder:
     def _scores64(self, pairs, batch_size, show_progress_bar, activation_fn, apply_softmax) -> np.ndarray:
         logits = np.zeros((len(pairs), self.num_labels), dtype=np.float32)
         bar = tqdm(total=len(pairs), desc="Batches", unit="pair", disable=not show_progress_bar)
-        for indices, _, outputs in self._runner.iter_batches(pairs, batch_size):
+        for indices, _, outputs in self._runner.iter_batches(pairs, batch_size, DEFAULT_BATCH_TOKENS):
             logits[indices] = outputs["logits"]
             bar.update(len(indices))
         bar.close()

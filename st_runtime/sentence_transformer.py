@@ -20,6 +20,7 @@ from .similarity import PAIRWISE, SIMILARITY, normalize_embeddings, resolve_simi
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_BATCH_TOKENS = 4096
 OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
 
 
@@ -172,14 +173,15 @@ class SentenceTransformer:
         truncate_dim: int | None = None,
         pool: dict | None = None,
         chunk_size: int | None = None,
-        max_batch_tokens: int | None = None,
+        max_batch_tokens: int | None = DEFAULT_BATCH_TOKENS,
         **kwargs: Any,
     ) -> np.ndarray | list:
         """Embed one text (1-D result) or a list (2-D result), with sentence-transformers' semantics.
 
         Results are numpy: ``convert_to_tensor=True`` is refused (st-runtime has no torch), and
         ``convert_to_numpy=False`` gives a list of 1-D arrays. ``max_batch_tokens`` additionally caps
-        each batch at that many padded tokens.
+        each batch at that many padded tokens (default 4096; None for no cap): results are the same, peak
+        memory is bounded (attention buffers grow with batch x length^2).
         """
         if kwargs.pop("task", None) not in (None, "query", "document"):
             raise InputValidationError("task must be 'query', 'document' or None.")

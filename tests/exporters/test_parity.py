@@ -84,3 +84,21 @@ def test_cross_encoder_parity(name, export_bundle, model_path):
         soft = ours.predict(pairs, apply_softmax=True)
         assert np.allclose(soft.sum(axis=1), 1.0, atol=1e-5)
         assert np.abs(ref.predict(pairs, apply_softmax=True) - soft).max() <= ATOL
+
+
+ARCHITECTURES = ["bert-mean", "mpnet-mean", "distilbert-cls", "xlmr-mean", "deberta-mean", "t5-mean-dense",
+                 "modernbert-mean", "qwen3-lasttoken", "bert-long"]
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_openvino_runs_every_architecture(name, export_bundle, model_path):
+    """Each architecture also converts to OpenVINO IR and stays exact, or the bundle says it cannot."""
+    pytest.importorskip("openvino")
+    bundle = export_bundle(name, ("openvino",))
+    ours = SentenceTransformer(bundle, variant="openvino") if "openvino" in SentenceTransformer(
+        bundle).manifest.variants else None
+    if ours is None:
+        refused = SentenceTransformer(bundle).manifest.parity["refused_variants"]["openvino"]
+        pytest.fail(f"{name}: OpenVINO refused by its gate: {refused}")
+    ref = _reference(name, model_path)
+    assert np.abs(ref.encode(TEXTS) - ours.encode(TEXTS)).max() <= ATOL
