@@ -1,0 +1,246 @@
+"""Load test for `st-runtime serve`: a bounded number of clients for a bounded time; throughput and latency.
+
+    python -m benchmarks.loadtest --url http://127.0.0.1:8080 --model NAME --concurrency 8 --duration 10
+    python -m benchmarks.loadtest --spawn bundles/all-MiniLM-L6-v2 --duration 10 --baseline
+
+``--concurrency`` clients each send one request at a time (closed loop) until ``--duration`` seconds have passed;
+the last requests finish within ``--timeout``, so a run always ends. Embedding models get ``POST /v1/embeddings``
+(base64, as the openai client sends it), cross-encoders ``POST /rerank``; texts are real English sentences from
+``st_runtime.corpus``. Prints requests, errors, req/s, texts/s and p50/p95/p99 latency; exits 1 if any request
+failed. ``--spawn BUNDLE`` starts ``st-runtime serve`` on a free local port, runs, and stops it (SIGTERM);
+``--baseline`` (with ``--spawn``) then measures in-process ``encode`` / ``predict`` texts/s for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def spawned_server(bundle: str, serve_args: list[str] = (), startup_timeout: float = 120.0) -> Iterator[str]:
+    """Run ``st-runtime serve BUNDLE`` on 127.0.0.1:<free port>; yield its URL; stop it on exit."""
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "st_runtime.cli", "serve", bundle, "--host", "127.0.0.1", "--port", str(port),
+           "--log-level", "warning", *serve_args]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+        def log_tail() -> str:
+            log.seek(0)
+            return log.read().decode("utf-8", "replace")[-3000:]
+
+        try:
+            deadline = time.monotonic() + startup_timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the server exited with status {proc.returncode}:\n{log_tail()}")
+                try:
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not answer /health within {startup_timeout:g} s:\n{log_tail()}")
+                time.sleep(0.1)
+            yield url
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _texts(n: int = 512) -> list[str]:
+    from st_runtime import corpus
+
+    sentences = [s for s in corpus.sentences() if 20 <= len(s) <= 300]
+    return sentences[:n] if len(sentences) >= n else (sentences * (n // max(1, len(sentences)) + 1))[:n]
+
+
+def resolve_model(url: str, model: str | None, timeout: float = 30.0) -> tuple[str, str]:
+    """(model name, kind) from GET /v1/models; ``model`` may be None when the server has only one."""
+    import httpx
+
+    listed = httpx.get(f"{url}/v1/models", timeout=timeout).json()["data"]
+    by_id = {m["id"]: m for m in listed}
+    if model is None:
+        if len(by_id) != 1:
+            raise SystemExit(f"--model is required: the server has {sorted(by_id)}")
+        model = next(iter(by_id))
+    if model not in by_id:
+        raise SystemExit(f"the server has no model {model!r}; it has {sorted(by_id)}")
+    return model, by_id[model].get("kind", "embedding")
+
+
+def run_load(url: str, model: str | None = None, *, concurrency: int = 8, duration: float = 10.0,
+             texts_per_request: int = 1, timeout: float = 30.0, encoding_format: str = "base64") -> dict:
+    """Run the load test against a running server and return its figures."""
+    return asyncio.run(_run_load(url, model, concurrency, duration, texts_per_request, timeout, encoding_format))
+
+
+async def _run_load(url, model, concurrency, duration, texts_per_request, timeout, encoding_format) -> dict:
+    import httpx
+
+    model, kind = resolve_model(url, model, timeout)
+    pool = _texts()
+    if kind == "rerank":
+        path = "/rerank"
+
+        def body(i: int) -> dict:
+            docs = [pool[(i + k + 1) % len(pool)] for k in range(texts_per_request)]
+            return {"model": model, "query": pool[i % len(pool)], "texts": docs}
+    else:
+        path = "/v1/embeddings"
+
+        def body(i: int) -> dict:
+            return {"model": model, "encoding_format": encoding_format,
+                    "input": [pool[(i + k) % len(pool)] for k in range(texts_per_request)]}
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    counter = iter(range(10**12))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
+        await client.post(path, json=body(0))  # warm-up (not counted)
+        start = time.perf_counter()
+        deadline = start + duration
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                try:
+                    response = await client.post(path, json=body(next(counter)))
+                    ok = response.status_code == 200
+                    reason = f"HTTP {response.status_code}"
+                except httpx.HTTPError as exc:
+                    ok, reason = False, type(exc).__name__
+                if ok:
+                    latencies.append(time.perf_counter() - sent)
+                else:
+                    errors[reason] = errors.get(reason, 0) + 1
+
+        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), duration + timeout + 10)
+        elapsed = time.perf_counter() - start
+    lat = np.asarray(latencies) * 1000.0
+    pct = {f"p{q}_ms": float(np.percentile(lat, q)) if len(lat) else None for q in (50, 95, 99)}
+    return {
+        "url": url, "path": path, "model": model, "kind": kind, "concurrency": concurrency, "duration_s": duration,
+        "texts_per_request": texts_per_request, "elapsed_s": elapsed, "requests": len(latencies),
+        "errors": sum(errors.values()), "error_kinds": errors, "req_per_s": len(latencies) / elapsed,
+        "texts_per_s": len(latencies) * texts_per_request / elapsed, **pct,
+        "max_ms": float(lat.max()) if len(lat) else None,
+    }
+
+
+def in_process_baseline(bundle: str, seconds: float = 5.0, batch_size: int = 32) -> dict:
+    """Texts/s of in-process encode (or predict) on the same texts, for comparison with the server."""
+    from st_runtime.serving.app import load_model
+
+    model = load_model(bundle)
+    texts = _texts()
+    if hasattr(model, "encode"):
+        def step(chunk):
+            model.encode(chunk, batch_size=batch_size)
+    else:
+        def step(chunk):
+            model.predict([(texts[0], t) for t in chunk], batch_size=batch_size)
+    step(texts[:batch_size])  # warm-up
+    done, start, i = 0, time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        chunk = [texts[(i + k) % len(texts)] for k in range(batch_size)]
+        step(chunk)
+        done += len(chunk)
+        i += batch_size
+    elapsed = time.perf_counter() - start
+    return {"texts_per_s": done / elapsed, "batch_size": batch_size, "texts": done, "elapsed_s": elapsed}
+
+
+def format_report(result: dict, baseline: dict | None = None) -> str:
+    def ms(key: str) -> str:
+        return "-" if result[key] is None else f"{result[key]:.1f}"
+
+    lines = [
+        f"loadtest: POST {result['url']}{result['path']}  model={result['model']}  concurrency={result['concurrency']}"
+        f"  duration={result['duration_s']:g}s  texts/request={result['texts_per_request']}",
+        f"requests:   {result['requests']} ok, {result['errors']} errors"
+        + (f" {result['error_kinds']}" if result["errors"] else ""),
+        f"throughput: {result['req_per_s']:.1f} req/s, {result['texts_per_s']:.1f} texts/s",
+        f"latency ms: p50 {ms('p50_ms')}  p95 {ms('p95_ms')}  p99 {ms('p99_ms')}  max {ms('max_ms')}",
+    ]
+    if baseline:
+        lines.append(f"in-process: {baseline['texts_per_s']:.1f} texts/s (encode, batch {baseline['batch_size']}, "
+                     "same texts, no server)")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.loadtest", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", help="server URL, e.g. http://127.0.0.1:8080 (or use --spawn)")
+    p.add_argument("--spawn", metavar="BUNDLE", help="start `st-runtime serve BUNDLE` on a free local port for the run")
+    p.add_argument("--serve-args", default="", help="extra `st-runtime serve` options for --spawn, one string")
+    p.add_argument("--model", help="model name (default: the server's only model)")
+    p.add_argument("--concurrency", type=int, default=8, help="clients, each with one request in flight")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of load")
+    p.add_argument("--texts-per-request", type=int, default=1, help="inputs (or rerank documents) per request")
+    p.add_argument("--encoding-format", choices=("float", "base64"), default="base64")
+    p.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
+    p.add_argument("--baseline", action="store_true",
+                   help="with --spawn: also time in-process encode (after the server stopped)")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if bool(args.url) == bool(args.spawn):
+        raise SystemExit("give exactly one of --url and --spawn BUNDLE")
+    if args.concurrency < 1 or args.duration <= 0 or args.texts_per_request < 1:
+        raise SystemExit("--concurrency and --texts-per-request must be >= 1, --duration > 0")
+    kwargs = dict(concurrency=args.concurrency, duration=args.duration, texts_per_request=args.texts_per_request,
+                  timeout=args.timeout, encoding_format=args.encoding_format)
+    if args.spawn:
+        with spawned_server(args.spawn, shlex.split(args.serve_args)) as url:
+            result = run_load(url, args.model, **kwargs)
+    else:
+        result = run_load(args.url.rstrip("/"), args.model, **kwargs)
+    # After the server stopped, so the two never share the CPUs.
+    baseline = None
+    if args.baseline and args.spawn:
+        baseline = in_process_baseline(args.spawn, seconds=min(args.duration, 5.0))
+    if baseline:
+        result["in_process"] = baseline
+    print(format_report(result, baseline), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 1 if result["errors"] or not result["requests"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""benchmarks.loadtest --spawn: starts `st-runtime serve` on a free local port, loads it, stops it; no errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+pytest.importorskip("httpx")
+
+from benchmarks import loadtest  # noqa: E402
+
+
+def test_loadtest_spawn_embeddings(export_bundle, tmp_path, capsys):
+    out = tmp_path / "load.json"
+    code = loadtest.main(["--spawn", str(export_bundle("bert-mean")), "--duration", "5", "--concurrency", "4",
+                          "--texts-per-request", "2", "--json", str(out)])
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert code == 0, printed
+    assert result["errors"] == 0 and result["requests"] > 0 and result["path"] == "/v1/embeddings"
+    assert result["model"] == "bert-mean" and result["p50_ms"] <= result["p99_ms"]
+    for word in ("req/s", "texts/s", "p50", "p95", "p99", "0 errors"):
+        assert word in printed
+
+
+def test_loadtest_spawn_rerank(export_bundle, capsys):
+    code = loadtest.main(["--spawn", str(export_bundle("ce-bert")), "--duration", "1.5", "--concurrency", "2",
+                          "--texts-per-request", "4"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "/rerank" in printed and "0 errors" in printed
