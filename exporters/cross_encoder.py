@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -11,12 +10,12 @@ import torch
 
 from st_runtime import corpus
 from st_runtime.errors import UnsupportedModelError
-from st_runtime.manifest import CrossEncoderSpec, Manifest, VariantSpec
+from st_runtime.manifest import CrossEncoderSpec, Manifest
 
 from . import parity
-from .graph import CROSS_ENCODER_OUTPUTS, CrossEncoderGraph, check_modules, export_onnx, graph_io
+from .graph import CROSS_ENCODER_OUTPUTS, CrossEncoderGraph, check_modules
 from .source import SourceModel
-from .specs import architecture, library_versions, tokenizer_spec
+from .specs import architecture
 
 _ACTIVATIONS = {"Sigmoid": "sigmoid", "Identity": "identity", "Tanh": "tanh", "Softmax": "softmax", "ReLU": "relu"}
 
@@ -45,7 +44,7 @@ def default_pairs(max_seq_length: int | None, n: int = 200) -> list[tuple[str, s
 
 def write_cross_encoder(source: SourceModel, tmp: Path, pairs: Sequence | None, atol: float, progress) -> Manifest:
     """Trace a CrossEncoder into ``tmp/model.onnx`` with tokenizer and manifest, then prove parity."""
-    from .export import example_inputs, finish_manifest
+    from .export import example_inputs, record_parity, trace_into_bundle
 
     ce = source.model
     check_modules(ce)
@@ -56,31 +55,12 @@ def write_cross_encoder(source: SourceModel, tmp: Path, pairs: Sequence | None, 
                                   ("Another query with more words", "Short.")])
     arch = architecture(config)
     progress(f"tracing {arch['model_type']} cross-encoder ({spec.num_labels} label(s)) to ONNX")
-    graph_path = tmp / "model.onnx"
-    export_onnx(CrossEncoderGraph(ce, list(example)), example, CROSS_ENCODER_OUTPUTS, graph_path,
-                str(arch["model_type"]))
-    inputs, outputs = graph_io(graph_path)
-    ce.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-    manifest = Manifest(
-        kind="cross-encoder",
-        tokenizer=tokenizer_spec(ce.tokenizer, config, ce.max_seq_length, getattr(ce[0], "do_lower_case", False)),
-        variants={"onnx": VariantSpec(file="model.onnx", inputs=inputs, outputs=outputs,
-                                      settings={"auto_rank": 1, "opset": 17})},
-        default_variant="onnx",
-        files={},
-        cross_encoder=spec,
-        source={"model": source.name, "path": source.path},
-        architecture=arch,
-        versions=library_versions(),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
-    finish_manifest(tmp, manifest)
+    manifest = trace_into_bundle(source, tmp, CrossEncoderGraph(ce, list(example)), example, CROSS_ENCODER_OUTPUTS,
+                                 arch, cross_encoder=spec)
     progress("checking parity with torch")
     report = cross_encoder_parity(ce, tmp, pairs, atol)
-    manifest.variants["onnx"].accuracy = report
-    manifest.parity = {"reference": "sentence_transformers.CrossEncoder logits (torch fp32)", "atol": atol}
-    progress(f"parity: logits max abs {report['max_abs']:.2e} over {report['texts']} pairs")
-    return finish_manifest(tmp, manifest)
+    return record_parity(tmp, manifest, report, "sentence_transformers.CrossEncoder logits (torch fp32)", atol,
+                         progress)
 
 
 def cross_encoder_parity(ce: Any, bundle_dir: Path, pairs: Sequence | None, atol: float,

@@ -93,30 +93,45 @@ def write_embedding(source: SourceModel, tmp: Path, texts: Sequence[str] | None,
         example["prompt_length"] = torch.tensor([2], dtype=torch.int64)
     arch = architecture(st[0].auto_model.config)
     progress(f"tracing {arch['model_type']} ({' -> '.join(names)}) to ONNX")
+    manifest = trace_into_bundle(source, tmp, EmbeddingGraph(st, input_names, prompt_aware), example,
+                                 EMBEDDING_OUTPUTS, arch, embedding=spec)
+    progress("checking parity with torch")
+    report = embedding_parity(st, tmp, texts, atol)
+    return record_parity(tmp, manifest, report, "sentence_transformers.SentenceTransformer.encode (torch fp32)",
+                         atol, progress)
+
+
+def trace_into_bundle(source: SourceModel, tmp: Path, graph: torch.nn.Module, example: dict[str, torch.Tensor],
+                      output_names: list[str], arch: dict[str, Any], **section: Any) -> Manifest:
+    """Trace ``graph`` to ``tmp/model.onnx``, save the model's tokenizer, and write the fp32 manifest."""
+    model = source.model
     graph_path = tmp / "model.onnx"
-    export_onnx(EmbeddingGraph(st, input_names, prompt_aware), example, EMBEDDING_OUTPUTS, graph_path,
-                str(arch["model_type"]))
+    export_onnx(graph, example, output_names, graph_path, str(arch["model_type"]))
     inputs, outputs = graph_io(graph_path)
-    st.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+    model.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
     manifest = Manifest(
-        kind="sentence-transformer",
-        tokenizer=tokenizer_spec(st.tokenizer, st[0].auto_model.config, st.max_seq_length, st[0].do_lower_case),
+        kind=source.kind,
+        tokenizer=tokenizer_spec(model.tokenizer, model[0].auto_model.config, model.max_seq_length,
+                                 getattr(model[0], "do_lower_case", False)),
         variants={"onnx": VariantSpec(file="model.onnx", inputs=inputs, outputs=outputs,
                                       settings={"auto_rank": 1, "opset": 17})},
         default_variant="onnx",
         files={},
-        embedding=spec,
         source={"model": source.name, "path": source.path},
         architecture=arch,
         versions=library_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **section,
     )
-    finish_manifest(tmp, manifest)
-    progress("checking parity with torch")
-    report = embedding_parity(st, tmp, texts, atol)
+    return finish_manifest(tmp, manifest)
+
+
+def record_parity(tmp: Path, manifest: Manifest, report: dict[str, Any], reference: str, atol: float,
+                  progress: Progress) -> Manifest:
+    """Store the fp32 graph's parity figures in the manifest."""
     manifest.variants["onnx"].accuracy = report
-    manifest.parity = {"reference": "sentence_transformers.SentenceTransformer.encode (torch fp32)", "atol": atol}
-    progress(f"parity: max abs {report['max_abs']:.2e} over {report['texts']} texts")
+    manifest.parity = {"reference": reference, "atol": atol}
+    progress(f"parity: max abs {report['max_abs']:.2e} over {report['texts']} inputs")
     return finish_manifest(tmp, manifest)
 
 

@@ -15,6 +15,7 @@ from .errors import InputValidationError
 from .inputs import pair_batch, positive_int
 from .loading import build_runner
 from .manifest import Manifest
+from .model_base import RunnerModel
 from .sentence_transformer import DEFAULT_BATCH_TOKENS
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-class CrossEncoder:
+class CrossEncoder(RunnerModel):
     """Score text pairs with an exported cross-encoder bundle (``st-runtime export`` of a CrossEncoder).
 
     Activations are computed in float64, so strong matches do not all tie at 1.0; ``predict`` returns
@@ -66,27 +67,10 @@ class CrossEncoder:
         self.labels = list(manifest.cross_encoder.labels)
         self.activation_fn_name = manifest.cross_encoder.activation
 
-    @property
-    def tokenizer(self):
-        return self._runner.tokenizer
-
-    @property
-    def max_seq_length(self) -> int | None:
-        return self._runner.tokenizer.max_seq_length
-
-    @max_seq_length.setter
-    def max_seq_length(self, value: int | None) -> None:
-        self._runner.tokenizer.max_seq_length = value
-
-    max_length = max_seq_length
-
-    @property
-    def device(self) -> str:
-        return self._device
+    max_length = RunnerModel.max_seq_length
 
     def __repr__(self) -> str:
-        where = self.bundle.root if self.bundle else "<in memory>"
-        return f"CrossEncoder({str(where)!r}, variant={self.variant!r}, num_labels={self.num_labels})"
+        return f"CrossEncoder({self._where()!r}, variant={self.variant!r}, num_labels={self.num_labels})"
 
     def _activation(self, activation_fn: str | Callable | None) -> Callable[[np.ndarray], np.ndarray]:
         if activation_fn is None:

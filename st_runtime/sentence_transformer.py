@@ -15,6 +15,7 @@ from .errors import InputValidationError
 from .inputs import positive_int, text_batch
 from .loading import build_runner
 from .manifest import MANIFEST_NAME, EmbeddingSpec, Manifest
+from .model_base import RunnerModel
 from .quantization import check_precision, quantize_embeddings
 from .similarity import PAIRWISE, SIMILARITY, normalize_embeddings, resolve_similarity_name
 
@@ -24,7 +25,7 @@ DEFAULT_BATCH_TOKENS = 4096
 OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
 
 
-class SentenceTransformer:
+class SentenceTransformer(RunnerModel):
     """Embed texts with an exported bundle.
 
     ``SentenceTransformer("bundle_dir")`` opens a bundle written by ``st-runtime export``; settings
@@ -93,26 +94,6 @@ class SentenceTransformer:
 
     # ----- properties with sentence-transformers' names -------------------------------------------------
     @property
-    def tokenizer(self):
-        """The configured ``TextTokenizer`` (wraps a ``tokenizers.Tokenizer``)."""
-        return self._runner.tokenizer
-
-    @property
-    def max_seq_length(self) -> int | None:
-        return self._runner.tokenizer.max_seq_length
-
-    @max_seq_length.setter
-    def max_seq_length(self, value: int | None) -> None:
-        self._runner.tokenizer.max_seq_length = value
-
-    def get_max_seq_length(self) -> int | None:
-        return self.max_seq_length
-
-    @property
-    def device(self) -> str:
-        return self._device
-
-    @property
     def similarity_fn_name(self) -> str:
         if self._similarity_fn_name is None:
             self._similarity_fn_name = "cosine"
@@ -130,8 +111,7 @@ class SentenceTransformer:
     get_sentence_embedding_dimension = get_embedding_dimension
 
     def __repr__(self) -> str:
-        where = self.bundle.root if self.bundle else "<in memory>"
-        return f"SentenceTransformer({str(where)!r}, variant={self.variant!r}, device={self.device!r})"
+        return f"SentenceTransformer({self._where()!r}, variant={self.variant!r}, device={self.device!r})"
 
     # ----- encoding -----------------------------------------------------------------------------------
     def _check_truncate_dim(self, truncate_dim: int) -> int:

@@ -73,3 +73,12 @@ def test_several_graphs_are_never_picked_silently(model_path, tmp_path):
     with pytest.raises(BundleError, match="several graphs"):
         SentenceTransformer(tmp_path / "m")
     assert SentenceTransformer(tmp_path / "m", file_name="model_b.onnx").encode("x").shape
+
+
+def test_pickled_weights_are_never_loaded(model_path, tmp_path):
+    """A Dense module that only has pytorch_model.bin (a pickle) is refused, not unpickled."""
+    _st_style_folder(model_path("bert-cls-dense"), tmp_path / "m")
+    dense_dir = next(p for p in (tmp_path / "m").iterdir() if p.name.endswith("Dense"))
+    (dense_dir / "model.safetensors").rename(dense_dir / "pytorch_model.bin")
+    with pytest.raises(BundleError, match="never unpickles"):
+        SentenceTransformer(tmp_path / "m")

@@ -118,3 +118,8 @@ def test_max_seq_length_is_settable(model):
     assert not np.allclose(full, short)
     with pytest.raises(InputValidationError):
         model.max_seq_length = 0
+
+
+def test_unknown_precision(model):
+    with pytest.raises(InputValidationError, match="Precision"):
+        model.encode(["x"], precision="int4")
