@@ -106,6 +106,16 @@ class OnnxRuntimeSession:
         return dict(zip(self.output_names, values))
 
 
+_KNOWN_NAMES = ("input_ids", "attention_mask", "token_type_ids", "prompt_length", "sentence_embedding",
+                "token_embeddings", "logits", "last_hidden_state")
+
+
+def _port_name(port, known: tuple[str, ...]) -> str:
+    """A port's name as the ONNX graph called it (OpenVINO may attach several tensor names to one port)."""
+    names = port.get_names()
+    return next((name for name in known if name in names), port.get_any_name())
+
+
 class OpenVINOSession:
     """An OpenVINO compiled model behind the narrow backend contract (fp32 kept exact unless told otherwise)."""
 
@@ -126,8 +136,8 @@ class OpenVINOSession:
             self._compiled = core.compile_model(model, ov_device, config)
         except Exception as exc:  # openvino raises RuntimeError with a long text
             raise IntegrityError(f"OpenVINO could not load {path.name}: {str(exc)[:500]}. Re-export the bundle.") from exc
-        self.input_names = [p.get_any_name() for p in self._compiled.inputs]
-        self.output_names = [p.get_any_name() for p in self._compiled.outputs]
+        self.input_names = [_port_name(p, _KNOWN_NAMES) for p in self._compiled.inputs]
+        self.output_names = [_port_name(p, _KNOWN_NAMES) for p in self._compiled.outputs]
         self._request = None
         self.description = f"openvino {ov.__version__} {ov_device} precision={precision_hint}"
 

@@ -100,7 +100,7 @@ def embed_file_ray(bundle: str | Path, input_path: str | Path, output: str | Pat
     if started_here:
         ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
     try:
-        ds = embed_dataset(read_dataset(Path(input_path), column), bundle, column=column, variant=variant,
+        ds = embed_dataset(read_dataset(Path(input_path), column, chunk_size=rows_per_batch), bundle, column=column, variant=variant,
                            workers=workers, rows_per_batch=rows_per_batch, ship_bundle=ship_bundle, **encode_kwargs)
         output = Path(output)
         if output.suffix != ".parquet":
