@@ -13,6 +13,9 @@ from .source import load_source
 def revalidate(bundle: Bundle, model: str | None = None, variants: Sequence[str] = ()) -> Iterator[str]:
     """Yield one line per check; raise ParityError when a variant no longer meets its recorded bound."""
     manifest = bundle.manifest
+    missing = set(variants) - set(manifest.variants)
+    if missing:
+        raise ParityError(f"Variants {sorted(missing)} are not in this bundle; it has {sorted(manifest.variants)}.")
     target = model or manifest.source.get("path") or manifest.source.get("model")
     try:
         source = load_source(target, kind=manifest.kind)
@@ -39,8 +42,3 @@ def revalidate(bundle: Bundle, model: str | None = None, variants: Sequence[str]
             figures = check_variant(source.model, bundle.root, name, manifest.kind, spec.accuracy.get("gate", {}))
             shown = ", ".join(f"{k}={v:.4g}" for k, v in figures.items() if isinstance(v, float))
             yield f"{name}: gate OK ({shown})"
-    if not variants:
-        return
-    missing = set(variants) - set(manifest.variants)
-    if missing:
-        raise ParityError(f"Variants {sorted(missing)} are not in this bundle; it has {sorted(manifest.variants)}.")

@@ -11,6 +11,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..errors import InputValidationError
+from ..quantization import check_precision
 from .sinks import chunk_table, join_parts, write_part
 from .sources import read_chunks
 
@@ -45,8 +46,7 @@ def embed_file(model: Any, input_path: str | Path, output: str | Path, *, chunk_
     input_path, output = Path(input_path), Path(output)
     if output.suffix not in (".parquet", ".npy"):
         raise InputValidationError(f"Output must end in .parquet or .npy, got {output.name!r}.")
-    if precision != "float32" and output.suffix == ".npy" and precision not in ("int8", "uint8", "binary", "ubinary"):
-        raise InputValidationError(f"Unknown precision {precision!r}.")
+    check_precision(precision)
     settings = encode_settings(model, prompt_name, truncate_dim, normalize, precision, batch_size)
     settings["chunk_size"], settings["column"] = chunk_size, column
     state = _state_for(input_path, settings)
