@@ -89,7 +89,7 @@ def parity_texts(n: int = 200, long_words: int = 1200, seed: int = 0) -> list[st
     texts += passages(n_long, seed=seed + 1, min_words=long_words, max_words=long_words + 200)
     texts += passages(n_pass, seed=seed + 2)
     texts += queries(max(0, n - len(texts)), seed=seed + 3)
-    return texts[:n] if n >= len(_EXTRA) else texts[:n]
+    return texts[:n]
 
 
 def held_out_split(texts: list[str]) -> tuple[list[str], list[str]]:

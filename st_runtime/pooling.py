@@ -7,8 +7,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .similarity import normalize_embeddings
-
 MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "Identity": lambda x: x,
@@ -79,7 +77,3 @@ class Dense:
         if self.bias is not None:
             y = y + self.bias
         return self.activation(y).astype(np.float32, copy=False)
-
-
-def normalize(x: np.ndarray) -> np.ndarray:
-    return normalize_embeddings(x)

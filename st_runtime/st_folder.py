@@ -14,7 +14,8 @@ from .backends import GraphSession, open_session
 from .engine import GraphRunner
 from .errors import BundleError, IntegrityError
 from .manifest import EmbeddingSpec, Manifest, TokenizerSpec, VariantSpec
-from .pooling import Dense, normalize, pool
+from .pooling import Dense, pool
+from .similarity import normalize_embeddings
 from .tokenization import TextTokenizer
 
 _LEGACY_MODES = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max", "pooling_mode_mean_tokens": "mean",
@@ -91,7 +92,7 @@ class PostProcessedSession:
         for layer in self._dense:
             embedding = layer(embedding)
         if self._normalized:
-            embedding = normalize(embedding)
+            embedding = normalize_embeddings(embedding)
         return {"sentence_embedding": embedding.astype(np.float32, copy=False), "token_embeddings": tokens}
 
 
@@ -157,12 +158,12 @@ def open_st_folder(path: Path, file_name: str | None = None, device: str | None 
                                 normalized="Normalize" in types, modules=types),
         source={"model": str(path), "loaded_as": "sentence-transformers folder"},
     )
-    if do_lower := spec.do_lower_case:
-        _ensure_lowercase(backend_tok, do_lower)
+    if spec.do_lower_case:
+        _ensure_lowercase(backend_tok)
     return name, GraphRunner(TextTokenizer(backend_tok, spec), session), manifest
 
 
-def _ensure_lowercase(tokenizer: Any, do_lower_case: bool) -> None:
+def _ensure_lowercase(tokenizer: Any) -> None:
     """ST adds a Lowercase normalizer when do_lower_case is set; do the same on the raw tokenizer.json."""
     from tokenizers import normalizers
 
