@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ from st_runtime import corpus
 from st_runtime.manifest import Manifest, VariantSpec
 
 from . import bundle_writer, parity
-from .graph import EMBEDDING_OUTPUTS, EmbeddingGraph, check_modules, export_onnx, graph_io
+from .graph import EMBEDDING_OUTPUTS, EmbeddingGraph, check_modules, eager_attention, export_onnx, graph_io
 from .source import SourceModel, load_source
 from .specs import architecture, embedding_spec, library_versions, tokenizer_spec
 
@@ -106,7 +107,11 @@ def trace_into_bundle(source: SourceModel, tmp: Path, graph: torch.nn.Module, ex
     """Trace ``graph`` to ``tmp/model.onnx``, save the model's tokenizer, and write the fp32 manifest."""
     model = source.model
     graph_path = tmp / "model.onnx"
-    export_onnx(graph, example, output_names, graph_path, str(arch["model_type"]))
+    # Left-padded models (decoders) return their pad rows in token_embeddings, and those rows differ
+    # between attention implementations: they keep the model's own.
+    switch = getattr(model.tokenizer, "padding_side", "right") == "right"
+    with eager_attention(graph) if switch else contextlib.nullcontext():
+        export_onnx(graph, example, output_names, graph_path, str(arch["model_type"]))
     inputs, outputs = graph_io(graph_path)
     model.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
     manifest = Manifest(

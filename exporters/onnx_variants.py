@@ -51,8 +51,11 @@ def build_onnx_opt(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpe
     from onnxruntime.transformers.optimizer import optimize_model
 
     model_type = _OPTIMIZER_TYPES.get(ctx.model_type, "bert")
-    optimized = optimize_model(str(ctx.fp32), model_type=model_type, num_heads=0, hidden_size=0, opt_level=1,
-                               use_gpu=False, only_onnxruntime=False)
+    # Attention fusion needs the head count and width; the optimizer's own guess fails on traced ST graphs.
+    heads = int(ctx.manifest.architecture.get("num_attention_heads") or 0)
+    hidden = int(ctx.manifest.architecture.get("hidden_size") or 0)
+    optimized = optimize_model(str(ctx.fp32), model_type=model_type, num_heads=heads, hidden_size=hidden,
+                               opt_level=1, use_gpu=False, only_onnxruntime=False)
     out = "model_opt.onnx"
     optimized.save_model_to_file(str(ctx.root / out))
     fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}

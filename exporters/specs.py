@@ -58,6 +58,7 @@ def architecture(config: Any) -> dict[str, Any]:
         "architectures": list(getattr(config, "architectures", None) or []),
         "hidden_size": getattr(config, "hidden_size", getattr(config, "d_model", None)),
         "num_hidden_layers": getattr(config, "num_hidden_layers", getattr(config, "num_layers", None)),
+        "num_attention_heads": getattr(config, "num_attention_heads", getattr(config, "num_heads", None)),
     }
 
 

@@ -159,7 +159,7 @@ def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibratio
     """Add variants to an existing bundle: copy it to a staging folder, build, and swap it in atomically."""
     from .source import load_source
 
-    bundle = Bundle.open(bundle_path, verify=True)
+    bundle = Bundle.open(bundle_path, verify="all")
     manifest = bundle.manifest
     target = model or manifest.source.get("path") or manifest.source.get("model")
     source = load_source(target, kind=manifest.kind)
