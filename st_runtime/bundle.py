@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BundleNotFoundError, IntegrityError, WrongModelKindError
@@ -21,14 +21,21 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 @dataclass
 class Bundle:
-    """A verified bundle on disk: its directory and its manifest."""
+    """A verified bundle on disk: its directory and its manifest.
+
+    Opening checks every file's presence and size; sha256 is checked for all files with ``verify="all"``
+    (``st-runtime validate``), or, with ``verify=True``, for the files of the variant that gets loaded
+    (``check_variant``): a full bundle holds nine graphs, and hashing them all would cost more than loading one.
+    """
 
     root: Path
     manifest: Manifest
+    verify: bool = True
+    _hashed: set = field(default_factory=set)
 
     @classmethod
-    def open(cls, path: str | Path, *, expected_kind: str | None = None, verify: bool = True) -> "Bundle":
-        """Read the manifest, check kind, and (with ``verify``) check size and sha256 of every file."""
+    def open(cls, path: str | Path, *, expected_kind: str | None = None, verify: bool | str = True) -> "Bundle":
+        """Read the manifest, check kind and file sizes; ``verify="all"`` also checks every sha256 now."""
         root = Path(path).expanduser()
         if not root.exists():
             raise BundleNotFoundError(
@@ -45,17 +52,30 @@ class Bundle:
             raise WrongModelKindError(
                 f"{str(root)!r} holds a {manifest.kind} bundle; open it with st_runtime.{other} instead."
             )
-        bundle = cls(root=root.resolve(), manifest=manifest)
-        bundle.check_files(full=verify)
+        bundle = cls(root=root.resolve(), manifest=manifest, verify=bool(verify))
+        bundle.check_files(full=verify == "all")
         return bundle
 
     def path_of(self, rel: str) -> Path:
         """Absolute path of a file named in the manifest (names are validated to stay inside)."""
         return self.root / rel
 
-    def check_files(self, full: bool = True) -> None:
+    def files_of(self, variant: str) -> list[str]:
+        """Files a variant needs: its graph, the graph's weights (.bin, external data) and every shared file."""
+        owned = {name: _graph_files(spec.file, self.manifest.files) for name, spec in self.manifest.variants.items()}
+        others = set().union(*(files for name, files in owned.items() if name != variant))
+        return [rel for rel in self.manifest.files if rel in owned[variant] or rel not in others]
+
+    def check_variant(self, variant: str) -> None:
+        """With ``verify``, check the sha256 of the files that loading ``variant`` reads (once per file)."""
+        if self.verify:
+            self.check_files(full=True, only=[rel for rel in self.files_of(variant) if rel not in self._hashed])
+
+    def check_files(self, full: bool = True, only: list[str] | None = None) -> None:
         """Raise IntegrityError if a file is missing, has the wrong size, or (``full``) the wrong sha256."""
         for rel, entry in self.manifest.files.items():
+            if only is not None and rel not in only:
+                continue
             path = self.path_of(rel)
             if not path.is_file():
                 extra = " (ONNX external data must sit next to its graph)" if rel.endswith(".data") else ""
@@ -74,6 +94,8 @@ class Bundle:
                     f"Bundle file {rel!r} fails its sha256 check: it is corrupt or was modified. Re-copy or "
                     "re-export the bundle (or pass verify=False to skip checks at your own risk)."
                 )
+            if full:
+                self._hashed.add(rel)
 
     def variant(self, name: str | None) -> tuple[str, VariantSpec]:
         """The named variant, or the default one."""
@@ -86,3 +108,9 @@ class Bundle:
                 "Add variants with `st-runtime quantize BUNDLE --variants ...`."
             )
         return name, self.manifest.variants[name]
+
+
+def _graph_files(graph: str, files: dict) -> set[str]:
+    """The graph file plus its weights: OpenVINO's .bin twin and ONNX external data (``model.onnx.data``, ``_data``)."""
+    twin = str(Path(graph).with_suffix(".bin")) if graph.endswith(".xml") else None
+    return {rel for rel in files if rel == graph or rel == twin or rel.startswith((graph + ".", graph + "_"))}

@@ -63,7 +63,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from .bundle import Bundle
 
-    bundle = Bundle.open(args.bundle, verify=True)
+    bundle = Bundle.open(args.bundle, verify="all")
     print(f"checksums: OK ({len(bundle.manifest.files)} files)")
     if args.checksums_only:
         return 0
@@ -80,7 +80,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from .bundle import Bundle
 
-    bundle = Bundle.open(args.bundle, verify=not args.no_verify)
+    bundle = Bundle.open(args.bundle, verify="all" if not args.no_verify else False)
     m = bundle.manifest
     if args.json:
         print(json.dumps(m.to_dict(), indent=2))

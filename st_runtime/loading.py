@@ -50,6 +50,7 @@ def choose_variant(bundle: Bundle, variant: str | None, device: str | None) -> s
 def build_runner(bundle: Bundle, variant: str | None, device: str | None, threads: int | None) -> tuple[str, GraphRunner]:
     """The (variant name, runner) for a verified bundle."""
     name = choose_variant(bundle, variant, device)
+    bundle.check_variant(name)
     spec = bundle.manifest.variants[name]
     tokenizer = TextTokenizer.from_file(bundle.path_of(bundle.manifest.tokenizer.file), bundle.manifest.tokenizer)
     session = open_session(bundle.path_of(spec.file), spec.format, device=device, threads=threads, settings=spec.settings)

@@ -101,3 +101,23 @@ def test_unknown_variant(export_bundle):
 
     with pytest.raises(InputValidationError, match="Unknown variant"):
         SentenceTransformer(export_bundle("bert-mean"), variant="nope")
+
+
+def _flip_a_bit(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_load_hashes_only_the_chosen_variant_but_validate_hashes_all(export_bundle, tmp_path):
+    from st_runtime.bundle import Bundle
+
+    target = tmp_path / "full"
+    shutil.copytree(export_bundle("bert-mean", ("openvino", "onnx-int8-dynamic")), target)
+    assert set(Bundle.open(target).files_of("openvino")) == {"openvino_model.xml", "openvino_model.bin", "tokenizer.json"}
+    _flip_a_bit(target / "openvino_model.bin")
+    SentenceTransformer(target, variant="onnx")  # the damaged file belongs to a variant that is not loaded
+    with pytest.raises(IntegrityError, match="openvino_model.bin.*sha256"):
+        SentenceTransformer(target, variant="openvino")
+    with pytest.raises(IntegrityError, match="sha256"):
+        Bundle.open(target, verify="all")
