@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -138,12 +139,14 @@ class OpenVINOSession:
             raise IntegrityError(f"OpenVINO could not load {path.name}: {str(exc)[:500]}. Re-export the bundle.") from exc
         self.input_names = [_port_name(p, _KNOWN_NAMES) for p in self._compiled.inputs]
         self.output_names = [_port_name(p, _KNOWN_NAMES) for p in self._compiled.outputs]
-        self._request = None
+        self._local = threading.local()
         self.description = f"openvino {ov.__version__} {ov_device} precision={precision_hint}"
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # A fresh infer request per call keeps one compiled model safe to share across threads.
-        request = self._compiled.create_infer_request()
+        # One infer request per thread: reused across calls (no per-call setup), never shared between threads.
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
         result = request.infer(feeds)
         return {name: np.asarray(result[port]) for name, port in zip(self.output_names, self._compiled.outputs)}
 

@@ -16,8 +16,9 @@ def tiny(export_bundle):
     return export_bundle("bert-mean")
 
 
-def test_eight_threads_share_one_model(tiny):
-    model = SentenceTransformer(tiny)
+@pytest.mark.parametrize("variant", ["onnx", "openvino"])
+def test_eight_threads_share_one_model(export_bundle, variant):
+    model = SentenceTransformer(export_bundle("bert-mean", ("openvino",)), variant=variant)
     jobs = [corpus.queries(20, seed=200 + i) + corpus.passages(5, seed=300 + i) for i in range(8)]
     serial = [model.encode(texts, batch_size=4) for texts in jobs]
     results: dict[int, np.ndarray] = {}
