@@ -26,6 +26,12 @@ def _bert(tok: PreTrainedTokenizerBase, max_pos: int) -> PreTrainedConfig:
                                    max_position_embeddings=max_pos, **_special_ids(tok))
 
 
+def _bert_base(tok: PreTrainedTokenizerBase, max_pos: int) -> PreTrainedConfig:
+    """BERT-base's shape (12 layers, 768 wide, 12 heads, 3072 FFN): what a 12-layer base sentence model costs."""
+    return transformers.BertConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                   intermediate_size=3072, max_position_embeddings=max_pos, **_special_ids(tok))
+
+
 def _distilbert(tok: PreTrainedTokenizerBase, max_pos: int) -> PreTrainedConfig:
     return transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=max_pos,
                                          **_special_ids(tok))
@@ -80,7 +86,7 @@ def _qwen3(tok: PreTrainedTokenizerBase, max_pos: int) -> PreTrainedConfig:
 
 # arch -> (tokenizer factory, config factory)
 ARCHS: dict[str, tuple[Callable[[], PreTrainedTokenizerBase], Callable[..., PreTrainedConfig]]] = {
-    "bert": (toks.bert, _bert), "distilbert": (toks.distilbert, _distilbert), "mpnet": (toks.mpnet, _mpnet),
+    "bert": (toks.bert, _bert), "bert-base": (toks.bert, _bert_base), "distilbert": (toks.distilbert, _distilbert), "mpnet": (toks.mpnet, _mpnet),
     "xlmr": (toks.xlm_roberta, _xlmr), "deberta": (toks.deberta_v2, _deberta), "t5": (toks.t5, _t5),
     "modernbert": (toks.modernbert, _modernbert), "qwen3": (toks.qwen2, _qwen3),
 }

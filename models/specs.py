@@ -77,6 +77,9 @@ _ALL = [
         pooling="lasttoken", normalize=True, prompts=(("query", "Instruct: find passages\nQuery: "),)),
     _bi("bert-long", "bert", "BERT with 1024 positions, max_seq_length 1024", max_seq_length=1024,
         max_position_embeddings=1024),
+    # Benchmarks only (issue #11's 12-layer base model; random weights run at the real speed), not in the test lists.
+    _bi("bert-base", "bert-base", "BERT-base shape (12 x 768, 110M parameters), real uncased tokenizer, mean pooling, "
+        "Normalize, max_seq_length 384 (like all-mpnet-base-v2)", normalize=True, max_seq_length=384),
     _ce("ce-bert", "bert", "BERT cross-encoder, one score"),
     _ce("ce-xlmr", "xlmr", "XLM-RoBERTa cross-encoder, one score"),
     _ce("ce-bert-3labels", "bert", "BERT cross-encoder, 3 NLI labels",
