@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bundle")
     parser.add_argument("--reference", help=".npy of torch fp32 embeddings of corpus.parity_texts(200)")
     parser.add_argument("--out", default=".")
+    parser.add_argument("--device", default="cuda", help="cpu runs the same checks without a GPU (a dry run)")
     args = parser.parse_args(argv)
 
     import onnxruntime as ort
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"gpu": _gpu_name(), "onnxruntime": ort.__version__, "providers": ort.get_available_providers()}
     print(json.dumps(report, indent=1), flush=True)
     try:
-        model = SentenceTransformer(args.bundle, device="cuda", variant=None)
+        model = SentenceTransformer(args.bundle, device=args.device, variant=None)
     except BackendUnavailableError as exc:
         report["cuda"] = f"unavailable: {exc}"
         print(report["cuda"])
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = model.bundle.manifest.variants[variant]
         if spec.precision not in ("fp32", "fp16") or spec.format != "onnx":
             continue
-        gpu = SentenceTransformer(args.bundle, device="cuda", variant=variant)
+        gpu = SentenceTransformer(args.bundle, device=args.device, variant=variant)
         row = {"providers": gpu._runner.session.providers}
         if reference is not None:
             ours = gpu.encode(texts, batch_size=32)
