@@ -21,3 +21,33 @@ def test_harness_end_to_end(export_bundle, tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "| variant:onnx |" in table and "x)" in table
     assert (tmp_path / "throughput_vs_accuracy.png").stat().st_size > 1000
+
+
+def test_gpu_check_dry_run_on_cpu(export_bundle, model_path, tmp_path):
+    """The GPU check's parity path, run on the CPU provider: fp32 within 1e-5 of torch, fp16 close."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer as TorchST
+
+    from benchmarks.gpu_check import main
+    from st_runtime import corpus
+
+    reference = TorchST(str(model_path("bert-mean")), device="cpu").encode(corpus.parity_texts(200), batch_size=32)
+    np.save(tmp_path / "ref.npy", reference)
+    bundle = export_bundle("bert-mean", ("onnx-fp16",))
+    assert main([str(bundle), "--reference", str(tmp_path / "ref.npy"), "--out", str(tmp_path), "--device", "cpu"]) == 0
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["variants"]["onnx"]["max_abs"] <= 1e-5
+    assert report["variants"]["onnx-fp16"]["mean_cosine"] >= 0.9999
+    assert report["variants"]["onnx-fp16"]["top10_overlap"] >= 0.9
+
+
+def test_gpu_check_without_cuda_reports_the_users_error(export_bundle, tmp_path):
+    import onnxruntime
+    import pytest
+
+    from benchmarks.gpu_check import main
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has the CUDA provider")
+    assert main([str(export_bundle("bert-mean")), "--out", str(tmp_path)]) == 0
+    assert "st-runtime[gpu]" in json.loads((tmp_path / "gpu_check.json").read_text())["cuda"]
