@@ -68,9 +68,19 @@ def export_model(
             from .variants import add_variants
 
             add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress)
+        seal(tmp, manifest)
         final = bundle_writer.commit(tmp, Path(out))
     progress(f"wrote {final} in {time.perf_counter() - started:.1f} s")
     return final
+
+
+def seal(tmp: Path, manifest: Manifest) -> Manifest:
+    """Last step before commit: ONNX weights into external data files, then checksums of the final files."""
+    bundle_writer.externalize_weights(tmp)
+    for spec in manifest.variants.values():
+        if spec.format == "onnx" and (tmp / f"{spec.file}.data").is_file():
+            spec.weights_file = f"{spec.file}.data"
+    return finish_manifest(tmp, manifest)
 
 
 def finish_manifest(tmp: Path, manifest: Manifest) -> Manifest:

@@ -157,6 +157,7 @@ def _default_calibration(kind: str) -> list:
 def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibration: Sequence[str] | None = None,
                     force: bool = False, model: str | None = None, progress=lambda _: None) -> Path:
     """Add variants to an existing bundle: copy it to a staging folder, build, and swap it in atomically."""
+    from .export import seal
     from .source import load_source
 
     bundle = Bundle.open(bundle_path, verify="all")
@@ -168,5 +169,6 @@ def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibratio
         shutil.rmtree(tmp)
         shutil.copytree(dest, tmp)
         add_variants(source, tmp, manifest, names, calibration=calibration, force=force, progress=progress)
+        seal(tmp, manifest)
         bundle_writer.commit(tmp, dest)
     return dest

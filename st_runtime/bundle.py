@@ -66,10 +66,16 @@ class Bundle:
         others = set().union(*(files for name, files in owned.items() if name != variant))
         return [rel for rel in self.manifest.files if rel in owned[variant] or rel not in others]
 
-    def check_variant(self, variant: str) -> None:
+    def weight_files(self, variant: str) -> list[str]:
+        """The variant's raw tensor files (OpenVINO's .bin, ONNX external data): bytes that no parser interprets."""
+        graph = self.manifest.variants[variant].file
+        return sorted(rel for rel in _graph_files(graph, self.manifest.files) if rel != graph)
+
+    def check_variant(self, variant: str, only: list[str] | None = None) -> None:
         """With ``verify``, check the sha256 of the files that loading ``variant`` reads (once per file)."""
         if self.verify:
-            self.check_files(full=True, only=[rel for rel in self.files_of(variant) if rel not in self._hashed])
+            wanted = self.files_of(variant) if only is None else only
+            self.check_files(full=True, only=[rel for rel in wanted if rel not in self._hashed])
 
     def check_files(self, full: bool = True, only: list[str] | None = None) -> None:
         """Raise IntegrityError if a file is missing, has the wrong size, or (``full``) the wrong sha256."""

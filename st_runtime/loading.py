@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from .backends import is_installed, open_session
 from .bundle import Bundle
@@ -50,8 +51,20 @@ def choose_variant(bundle: Bundle, variant: str | None, device: str | None) -> s
 def build_runner(bundle: Bundle, variant: str | None, device: str | None, threads: int | None) -> tuple[str, GraphRunner]:
     """The (variant name, runner) for a verified bundle."""
     name = choose_variant(bundle, variant, device)
-    bundle.check_variant(name)
+    weights = bundle.weight_files(name)
+    # Graph and tokenizer are hashed before anything parses them. The weight files hold raw tensor bytes whose
+    # offsets come from the verified graph, so they are hashed on a second core while the runtime maps them;
+    # a mismatch still raises before the model is returned.
+    bundle.check_variant(name, only=[rel for rel in bundle.files_of(name) if rel not in weights])
     spec = bundle.manifest.variants[name]
     tokenizer = TextTokenizer.from_file(bundle.path_of(bundle.manifest.tokenizer.file), bundle.manifest.tokenizer)
-    session = open_session(bundle.path_of(spec.file), spec.format, device=device, threads=threads, settings=spec.settings)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(bundle.check_variant, name, weights)
+        try:
+            session = open_session(bundle.path_of(spec.file), spec.format, device=device, threads=threads,
+                                   settings=spec.settings)
+        except Exception:
+            hashing.result()  # damaged weights explain a failed load better than the runtime's message
+            raise
+        hashing.result()
     return name, GraphRunner(tokenizer, session)
