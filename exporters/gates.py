@@ -124,7 +124,20 @@ def measure_embedding_variant(held: HeldOut, bundle_dir: Path, variant: str) -> 
     from st_runtime import SentenceTransformer
 
     model = SentenceTransformer(bundle_dir, variant=variant, verify=False)
-    return embedding_figures(held, model.encode(held.queries), model.encode(held.passages))
+    figures = embedding_figures(held, model.encode(held.queries), model.encode(held.passages))
+    figures.update(batch_dependence(model, held.queries[:32] + held.passages[:32]))
+    return figures
+
+
+def batch_dependence(model: Any, texts: list[str]) -> dict[str, float]:
+    """How much a text's vector depends on the batch it is in: each text alone vs in batches of 32.
+
+    Recorded, not gated: dynamic int8 quantizes activations per call, so its vectors move with the batch.
+    """
+    alone = np.stack([model.encode(text) for text in texts])
+    batched = model.encode(texts, batch_size=32)
+    return {"batch_max_abs": float(np.abs(alone.astype(np.float64) - batched).max()),
+            "batch_min_cosine": float(_cosines(alone, batched).min())}
 
 
 def cross_encoder_reference(ce: Any, n_queries: int = 20, docs_per_query: int = 20) -> dict[str, Any]:

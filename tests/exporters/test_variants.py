@@ -23,13 +23,26 @@ def test_tiny_variant_passes_gate_and_runs(tiny_all, variant):
     model = SentenceTransformer(tiny_all, variant=variant)
     spec = model.manifest.variants[variant]
     assert spec.accuracy["passed"] is True and spec.accuracy["gate"]
-    for figure in ("max_abs", "mean_cosine", "min_cosine", "spearman", "top10_overlap"):
+    for figure in ("max_abs", "mean_cosine", "min_cosine", "spearman", "top10_overlap", "batch_max_abs",
+                   "batch_min_cosine"):
         assert figure in spec.accuracy
     emb = model.encode(TEXTS)
     assert emb.shape == (len(TEXTS), model.get_embedding_dimension()) and np.isfinite(emb).all()
     exact = SentenceTransformer(tiny_all).encode(TEXTS)
     cos = (emb * exact).sum(1) / np.linalg.norm(emb, axis=1) / np.linalg.norm(exact, axis=1)
     assert cos.min() > 0.95
+
+
+def test_batch_dependence_is_measured(tiny_all):
+    """fp32 and static int8 give a text the same vector alone or in a batch; the manifest says how far others move."""
+    variants = SentenceTransformer(tiny_all).manifest.variants
+    for name in ("onnx-opt", "openvino", "onnx-int8-static"):
+        assert variants[name].accuracy["batch_max_abs"] <= 1e-5, name
+    texts = TEXTS * 3
+    model = SentenceTransformer(tiny_all, variant="onnx-int8-dynamic")
+    alone = np.stack([model.encode(t) for t in texts])
+    moved = np.abs(alone - model.encode(texts, batch_size=32)).max()
+    assert moved > 1e-5  # the per-call activation range moves dynamic int8 vectors, as the README says
 
 
 def test_exact_variants_are_exact(tiny_all):
