@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -102,7 +103,7 @@ def run_benchmark(bundle_path: str | Path, out_dir: str | Path, *, variants: Seq
         texts_file = Path(tmp) / "texts.json"
         texts_file.write_text(json.dumps(texts))
         for system in tqdm(systems, desc="benchmark", unit="system"):
-            out = Path(tmp) / f"{system.replace(':', '_')}.json"
+            out = Path(tmp) / (re.sub(r"[^A-Za-z0-9._-]", "_", system) + ".json")
             python = st_python if system.startswith("st:") and st_python else sys.executable
             cmd = [python, "-m", "benchmarks.worker", "--system", system, "--bundle", str(bundle.root),
                    "--source", str(source), "--kind", manifest.kind, "--device", device, "--texts", str(texts_file),

@@ -15,7 +15,7 @@ from pathlib import Path  # noqa: E402
 
 
 def _load(system: str, bundle: str, source: str | None, kind: str, device: str):
-    """(encode function, threads description) for a system name: 'torch', 'torch-fp16', 'variant:NAME', 'st:onnx'."""
+    """(encode function, threads description) for 'torch', 'torch-fp16', 'variant:NAME', 'st:BACKEND[:FILE]'."""
     if system.startswith("variant:"):
         import st_runtime
 
@@ -33,8 +33,11 @@ def _load(system: str, bundle: str, source: str | None, kind: str, device: str):
     else:
         from sentence_transformers import SentenceTransformer
 
-        backend = system.split(":", 1)[1] if system.startswith("st:") else "torch"
+        # 'st:onnx' or 'st:openvino', optionally ':FILE' for one of ST's exported graphs (e.g. its int8 ones).
+        backend, _, file_name = (system.split(":", 1)[1] if system.startswith("st:") else "torch").partition(":")
         kwargs = {"backend": backend} if backend != "torch" else {}
+        if file_name:
+            kwargs["model_kwargs"] = {"file_name": file_name}
         model = SentenceTransformer(source, device=device, **kwargs)
         call = model.encode
     if system == "torch-fp16":

@@ -15,11 +15,13 @@ from st_runtime.errors import ParityError
 DEFAULT_GATES: dict[str, dict[str, float]] = {
     "fp32": {"max_abs": 1e-5},
     "fp16": {"mean_cosine": 0.9999},
+    "bf16": {"mean_cosine": 0.9999},
     "int8": {"mean_cosine": 0.99, "top10_overlap": 0.90},
 }
 CROSS_ENCODER_GATES: dict[str, dict[str, float]] = {
     "fp32": {"max_abs": 1e-5},
     "fp16": {"spearman": 0.999},
+    "bf16": {"spearman": 0.999},
     "int8": {"spearman": 0.98, "top10_overlap": 0.90},
 }
 

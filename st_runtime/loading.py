@@ -9,7 +9,7 @@ from .backends import is_installed, open_session
 from .bundle import Bundle
 from .engine import GraphRunner
 from .errors import BackendUnavailableError
-from .hardware import int8_isa
+from .hardware import cpu_flags, int8_isa
 from .tokenization import TextTokenizer
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,10 @@ def choose_variant(bundle: Bundle, variant: str | None, device: str | None) -> s
         if spec.precision == "int8" and on_gpu:
             return False
         isas = spec.settings.get("isa")
-        return not (spec.precision == "int8" and isas and isa not in (isas if isinstance(isas, list) else [isas]))
+        isas = isas if isinstance(isas, list) else [isas] if isas else []
+        if spec.precision == "bf16":  # without bf16 units it would run in f32: no faster than the fp32 graph
+            return not on_gpu and bool(cpu_flags() & set(isas))
+        return not (spec.precision == "int8" and isas and isa not in isas)
 
     ranked = sorted(
         (name for name, spec in variants.items() if runnable(spec)),

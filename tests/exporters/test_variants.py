@@ -7,7 +7,7 @@ from st_runtime import CrossEncoder, InputValidationError, SentenceTransformer, 
 
 pytestmark = pytest.mark.torch
 ALL = ["onnx-opt", "onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static", "openvino", "openvino-fp16",
-       "openvino-int8", "openvino-int8-wo"]
+       "openvino-bf16", "openvino-int8", "openvino-int8-wo"]
 TEXTS = corpus.queries(8, seed=55) + corpus.passages(4, seed=56)
 
 
@@ -43,6 +43,21 @@ def test_batch_dependence_is_measured(tiny_all):
     alone = np.stack([model.encode(t) for t in texts])
     moved = np.abs(alone - model.encode(texts, batch_size=32)).max()
     assert moved > 1e-5  # the per-call activation range moves dynamic int8 vectors, as the README says
+
+
+def test_bf16_runs_in_bf16_and_auto_takes_it_only_with_bf16_units(tiny_all, monkeypatch):
+    from st_runtime import loading
+
+    model = SentenceTransformer(tiny_all, variant="openvino-bf16")
+    assert model.manifest.variants["openvino-bf16"].settings["inference_precision"] == "bf16"
+    assert "precision=bf16" in model._runner.session.description
+    bundle = model.bundle
+    subset = {k: v for k, v in bundle.manifest.variants.items() if k in ("onnx", "openvino", "openvino-bf16")}
+    monkeypatch.setattr(bundle.manifest, "variants", subset)
+    monkeypatch.setattr(loading, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert loading.choose_variant(bundle, "auto", "cpu") == "openvino-bf16"
+    monkeypatch.setattr(loading, "cpu_flags", lambda: frozenset({"avx2"}))  # it would run in f32 there
+    assert loading.choose_variant(bundle, "auto", "cpu") == "openvino"
 
 
 def test_exact_variants_are_exact(tiny_all):
