@@ -86,7 +86,8 @@ def _qwen3(tok: PreTrainedTokenizerBase, max_pos: int) -> PreTrainedConfig:
 
 # arch -> (tokenizer factory, config factory)
 ARCHS: dict[str, tuple[Callable[[], PreTrainedTokenizerBase], Callable[..., PreTrainedConfig]]] = {
-    "bert": (toks.bert, _bert), "bert-base": (toks.bert, _bert_base), "distilbert": (toks.distilbert, _distilbert), "mpnet": (toks.mpnet, _mpnet),
+    "bert": (toks.bert, _bert), "bert-base": (toks.bert, _bert_base), "distilbert": (toks.distilbert, _distilbert),
+    "mpnet": (toks.mpnet, _mpnet),
     "xlmr": (toks.xlm_roberta, _xlmr), "deberta": (toks.deberta_v2, _deberta), "t5": (toks.t5, _t5),
     "modernbert": (toks.modernbert, _modernbert), "qwen3": (toks.qwen2, _qwen3),
 }

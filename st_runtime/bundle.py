@@ -25,7 +25,7 @@ class Bundle:
 
     Opening checks every file's presence and size; sha256 is checked for all files with ``verify="all"``
     (``st-runtime validate``), or, with ``verify=True``, for the files of the variant that gets loaded
-    (``check_variant``): a full bundle holds nine graphs, and hashing them all would cost more than loading one.
+    (``check_hashes``): a full bundle holds nine graphs, and hashing them all would cost more than loading one.
     """
 
     root: Path
@@ -62,20 +62,19 @@ class Bundle:
 
     def files_of(self, variant: str) -> list[str]:
         """Files a variant needs: its graph, the graph's weights (.bin, external data) and every shared file."""
-        owned = {name: _graph_files(spec.file, self.manifest.files) for name, spec in self.manifest.variants.items()}
+        owned = {name: _own_files(spec) for name, spec in self.manifest.variants.items()}
         others = set().union(*(files for name, files in owned.items() if name != variant))
         return [rel for rel in self.manifest.files if rel in owned[variant] or rel not in others]
 
     def weight_files(self, variant: str) -> list[str]:
-        """The variant's raw tensor files (OpenVINO's .bin, ONNX external data): bytes that no parser interprets."""
-        graph = self.manifest.variants[variant].file
-        return sorted(rel for rel in _graph_files(graph, self.manifest.files) if rel != graph)
+        """The variant's raw tensor file (OpenVINO's .bin, ONNX external data): bytes that no parser interprets."""
+        weights = self.manifest.variants[variant].weights_file
+        return [weights] if weights else []
 
-    def check_variant(self, variant: str, only: list[str] | None = None) -> None:
-        """With ``verify``, check the sha256 of the files that loading ``variant`` reads (once per file)."""
+    def check_hashes(self, files: list[str]) -> None:
+        """With ``verify``, check the sha256 of ``files`` (each file once per Bundle)."""
         if self.verify:
-            wanted = self.files_of(variant) if only is None else only
-            self.check_files(full=True, only=[rel for rel in wanted if rel not in self._hashed])
+            self.check_files(full=True, only=[rel for rel in files if rel not in self._hashed])
 
     def check_files(self, full: bool = True, only: list[str] | None = None) -> None:
         """Raise IntegrityError if a file is missing, has the wrong size, or (``full``) the wrong sha256."""
@@ -116,7 +115,6 @@ class Bundle:
         return name, self.manifest.variants[name]
 
 
-def _graph_files(graph: str, files: dict) -> set[str]:
-    """The graph file plus its weights: OpenVINO's .bin twin and ONNX external data (``model.onnx.data``, ``_data``)."""
-    twin = str(Path(graph).with_suffix(".bin")) if graph.endswith(".xml") else None
-    return {rel for rel in files if rel == graph or rel == twin or rel.startswith((graph + ".", graph + "_"))}
+def _own_files(spec: VariantSpec) -> set[str]:
+    """The files a variant alone reads: its graph and its weights file."""
+    return {rel for rel in (spec.file, spec.weights_file) if rel}

@@ -58,11 +58,11 @@ def build_runner(bundle: Bundle, variant: str | None, device: str | None, thread
     # Graph and tokenizer are hashed before anything parses them. The weight files hold raw tensor bytes whose
     # offsets come from the verified graph, so they are hashed on a second core while the runtime maps them;
     # a mismatch still raises before the model is returned.
-    bundle.check_variant(name, only=[rel for rel in bundle.files_of(name) if rel not in weights])
+    bundle.check_hashes([rel for rel in bundle.files_of(name) if rel not in weights])
     spec = bundle.manifest.variants[name]
     tokenizer = TextTokenizer.from_file(bundle.path_of(bundle.manifest.tokenizer.file), bundle.manifest.tokenizer)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        hashing = pool.submit(bundle.check_variant, name, weights)
+        hashing = pool.submit(bundle.check_hashes, weights)
         try:
             session = open_session(bundle.path_of(spec.file), spec.format, device=device, threads=threads,
                                    settings=spec.settings)
