@@ -56,7 +56,7 @@ def machine_info() -> dict:
 
 
 def _parity(reference: dict, candidate: dict, kind: str) -> dict:
-    from exporters.gates import spearman, topk_overlap  # numpy-only helpers
+    from st_runtime.export.gates import spearman, topk_overlap  # numpy-only helpers
 
     if kind == "cross-encoder":
         ref, cand = reference["pairs"].ravel(), candidate["pairs"].ravel()
@@ -105,7 +105,7 @@ def run_benchmark(bundle_path: str | Path, out_dir: str | Path, *, variants: Seq
         for system in tqdm(systems, desc="benchmark", unit="system"):
             out = Path(tmp) / (re.sub(r"[^A-Za-z0-9._-]", "_", system) + ".json")
             python = st_python if system.startswith("st:") and st_python else sys.executable
-            cmd = [python, "-m", "benchmarks.worker", "--system", system, "--bundle", str(bundle.root),
+            cmd = [python, "-m", "st_runtime.bench.worker", "--system", system, "--bundle", str(bundle.root),
                    "--source", str(source), "--kind", manifest.kind, "--device", device, "--texts", str(texts_file),
                    "--batch-sizes", batch_sizes, "--repeats", str(repeats), "--out", str(out)]
             started = time.perf_counter()

@@ -23,7 +23,7 @@ DEMO_SENTENCES = [
 
 def _need_exporters():
     try:
-        import exporters  # noqa: F401
+        import st_runtime.export  # noqa: F401
         import torch  # noqa: F401
     except ImportError as exc:
         raise SystemExit(
@@ -39,7 +39,7 @@ def _interrupt_cleanly() -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     _need_exporters()
     _interrupt_cleanly()
-    from exporters.export import export_model
+    from st_runtime.export.export import export_model
 
     calibration = _read_lines(args.calibration) if args.calibration else None
     export_model(
@@ -52,7 +52,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_quantize(args: argparse.Namespace) -> int:
     _need_exporters()
     _interrupt_cleanly()
-    from exporters.variants import quantize_bundle
+    from st_runtime.export.variants import quantize_bundle
 
     calibration = _read_lines(args.calibration) if args.calibration else None
     quantize_bundle(args.bundle, _split(args.variants), calibration=calibration, force=args.force,
@@ -68,7 +68,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.checksums_only:
         return 0
     try:
-        import exporters.validate as validate
+        import st_runtime.export.validate as validate
     except ImportError:
         print("parity: skipped (torch / the export extra is not installed; checksums were verified)")
         return 0
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_encode)
 
     # Commands whose code lives with their feature; each module offers register(subparsers).
-    for module in ("benchmarks.cli", "st_runtime.serving.cli", "st_runtime.corpus_embed.cli", "st_runtime.evaluation.cli"):
+    for module in ("st_runtime.bench.cli", "st_runtime.serving.cli", "st_runtime.corpus_embed.cli", "st_runtime.evaluation.cli"):
         try:
             registrar = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

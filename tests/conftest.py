@@ -35,7 +35,7 @@ def model_path():
 @pytest.fixture(scope="session")
 def export_bundle(bundle_root, model_path):
     """export_bundle(name, variants=()) -> bundle folder, exported once per session."""
-    from exporters.export import export_model
+    from st_runtime.export.export import export_model
 
     def make(name: str, variants: tuple[str, ...] = ()) -> Path:
         key = (name, tuple(variants))

@@ -4,7 +4,7 @@ import json
 
 
 def test_harness_end_to_end(export_bundle, tmp_path):
-    from benchmarks.harness import run_benchmark
+    from st_runtime.bench.harness import run_benchmark
 
     bundle = export_bundle("bert-mean", ("onnx-int8-dynamic",))
     results = run_benchmark(bundle, tmp_path, n_queries=8, n_passages=8, batch_sizes="1,4", repeats=1)
@@ -28,7 +28,7 @@ def test_gpu_check_dry_run_on_cpu(export_bundle, model_path, tmp_path):
     import numpy as np
     from sentence_transformers import SentenceTransformer as TorchST
 
-    from benchmarks.gpu_check import main
+    from st_runtime.bench.gpu_check import main
     from st_runtime import corpus
 
     reference = TorchST(str(model_path("bert-mean")), device="cpu").encode(corpus.parity_texts(200), batch_size=32)
@@ -45,7 +45,7 @@ def test_gpu_check_without_cuda_reports_the_users_error(export_bundle, tmp_path)
     import onnxruntime
     import pytest
 
-    from benchmarks.gpu_check import main
+    from st_runtime.bench.gpu_check import main
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this machine has the CUDA provider")

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.torch
 @pytest.fixture(scope="module")
 def export():
     pytest.importorskip("torch")
-    from exporters.export import export_model
+    from st_runtime.export.export import export_model
 
     return export_model
 
@@ -91,7 +91,7 @@ def test_interrupted_export_leaves_no_bundle(tmp_path, model_path, sig):
         assert not _leftovers(tmp_path)
     else:
         # A killed process cannot clean up; the next export of the same destination removes its staging folder.
-        from exporters.export import export_model
+        from st_runtime.export.export import export_model
 
         export_model(str(model_path("bert-mean")), out)
         assert not _leftovers(tmp_path)

@@ -14,7 +14,7 @@ def _op_types(path):
 def test_right_padded_models_trace_eager_attention_and_keep_their_own(export_bundle, model_path):
     from sentence_transformers import SentenceTransformer as TorchST
 
-    from exporters.graph import eager_attention
+    from st_runtime.export.graph import eager_attention
 
     model = TorchST(str(model_path("bert-mean")), device="cpu")
     config = model[0].auto_model.config

@@ -73,7 +73,7 @@ def test_auto_picks_a_runnable_variant(tiny_all):
 
 
 def test_unknown_variant_name_is_refused(model_path, tmp_path):
-    from exporters.export import export_model
+    from st_runtime.export.export import export_model
 
     with pytest.raises(InputValidationError, match="Unknown variants"):
         export_model(str(model_path("bert-mean")), tmp_path / "x", variants=["onnx-int3"])
@@ -85,7 +85,7 @@ def _broken_builder(ctx, exclude=()):
     import onnx
     from onnx import numpy_helper
 
-    from exporters.onnx_variants import _spec
+    from st_runtime.export.onnx_variants import _spec
 
     model = onnx.load(str(ctx.fp32))
     init = next(i for i in model.graph.initializer if len(i.dims) == 2 and i.dims[0] > 8)
@@ -95,8 +95,8 @@ def _broken_builder(ctx, exclude=()):
 
 
 def test_broken_variant_is_refused_and_forced(model_path, tmp_path, monkeypatch):
-    from exporters import variants
-    from exporters.export import export_model
+    from st_runtime.export import variants
+    from st_runtime.export.export import export_model
 
     monkeypatch.setitem(variants.BUILDERS, "onnx-opt", _broken_builder)
     out = export_model(str(model_path("bert-mean")), tmp_path / "refused", variants=["onnx-opt"])
@@ -111,7 +111,7 @@ def test_broken_variant_is_refused_and_forced(model_path, tmp_path, monkeypatch)
 
 
 def test_gate_logic():
-    from exporters.gates import passes
+    from st_runtime.export.gates import passes
 
     assert passes({"max_abs": 1e-6}, {"max_abs": 1e-5})
     assert not passes({"max_abs": 2e-5}, {"max_abs": 1e-5})
@@ -122,7 +122,7 @@ def test_gate_logic():
 
 
 def test_quantize_existing_bundle_cli(model_path, tmp_path, capsys):
-    from exporters.export import export_model
+    from st_runtime.export.export import export_model
     from st_runtime.cli import main
 
     out = export_model(str(model_path("bert-mean")), tmp_path / "q")

@@ -10,7 +10,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 pytest.importorskip("httpx")
 
-from benchmarks import loadtest  # noqa: E402
+from st_runtime.bench import loadtest  # noqa: E402
 
 
 def test_loadtest_spawn_embeddings(export_bundle, tmp_path, capsys):

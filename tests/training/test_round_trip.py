@@ -40,7 +40,7 @@ def _train(model, loss, dataset, tmp_path, **kw):
 
 
 def _export(path, tmp_path):
-    from exporters.export import export_model
+    from st_runtime.export.export import export_model
 
     return export_model(str(path), tmp_path / "bundle")
 
