@@ -48,13 +48,19 @@ def export_model(
     atol: float = FP32_ATOL,
     force: bool = False,
     progress: Progress = _quiet,
+    eval_tasks: Sequence[Any] = (),
 ) -> Path:
     """Export ``model`` (folder, packaged model or Hub id; None = all-MiniLM-L6-v2) to the bundle folder ``out``.
 
     The fp32 graph is always written and must match torch within ``atol``; ``variants`` adds optimized
-    and quantized graphs, each behind its accuracy gate. Any failure leaves nothing at ``out``.
+    and quantized graphs, each behind its accuracy gate (``eval_tasks``: the user's own tasks from
+    ``tasks.user_ir_task`` / ``user_sts_task`` join every reduced-precision gate). Any failure leaves nothing at ``out``.
     """
     started = time.perf_counter()
+    if calibration and variants:
+        from .variants import check_calibration
+
+        check_calibration(calibration, eval_tasks)  # before minutes of tracing
     progress(f"loading {model or 'the default model (all-MiniLM-L6-v2)'}")
     source = load_source(model)
     with bundle_writer.staging_dir(Path(out), overwrite) as tmp:
@@ -67,7 +73,8 @@ def export_model(
         if variants:
             from .variants import add_variants
 
-            add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress)
+            add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress,
+                         eval_tasks=eval_tasks)
         seal(tmp, manifest)
         final = bundle_writer.commit(tmp, Path(out))
     progress(f"wrote {final} in {time.perf_counter() - started:.1f} s")

@@ -13,7 +13,7 @@ from .bundle import Bundle
 from .engine import GraphRunner
 from .errors import InputValidationError
 from .inputs import pair_batch, positive_int
-from .loading import build_runner
+from .loading import AutoPolicy, build_runner
 from .manifest import Manifest
 from .model_base import RunnerModel
 from .sentence_transformer import DEFAULT_BATCH_TOKENS
@@ -47,9 +47,11 @@ class CrossEncoder(RunnerModel):
     """
 
     def __init__(self, model_name_or_path: str | Path, *, variant: str | None = None, device: str | None = None,
-                 threads: int | None = None, verify: bool = True) -> None:
+                 threads: int | None = None, verify: bool = True, allow_batch_dependent: bool = False,
+                 min_retention: float | None = None, min_top10: float | None = None) -> None:
         self.bundle = Bundle.open(model_name_or_path, expected_kind="cross-encoder", verify=verify)
-        self.variant, runner = build_runner(self.bundle, variant, device, threads)
+        policy = AutoPolicy(allow_batch_dependent, min_retention, min_top10)  # only variant="auto" reads it
+        self.variant, runner = build_runner(self.bundle, variant, device, threads, policy)
         self._init(runner, self.bundle.manifest, device)
 
     @classmethod

@@ -13,7 +13,7 @@ from .bundle import Bundle
 from .engine import GraphRunner
 from .errors import InputValidationError
 from .inputs import positive_int, text_batch
-from .loading import build_runner
+from .loading import AutoPolicy, build_runner
 from .manifest import MANIFEST_NAME, EmbeddingSpec, Manifest
 from .model_base import RunnerModel
 from .quantization import check_precision, quantize_embeddings
@@ -30,7 +30,9 @@ class SentenceTransformer(RunnerModel):
 
     ``SentenceTransformer("bundle_dir")`` opens a bundle written by ``st-runtime export``; settings
     (pooling, prompts, similarity, max length) come from its manifest. ``variant`` picks a graph in
-    the bundle ('auto' chooses the best this machine runs), ``device`` maps to execution providers.
+    the bundle ('auto' chooses the fastest this machine runs among those that passed their accuracy gate and are
+    batch-independent unless ``allow_batch_dependent``, with optional floors ``min_retention`` on the recorded
+    NDCG@10 retention and ``min_top10`` on top-10 overlap), ``device`` maps to execution providers.
     """
 
     def __init__(
@@ -46,6 +48,9 @@ class SentenceTransformer(RunnerModel):
         similarity_fn_name: str | None = None,
         verify: bool = True,
         file_name: str | None = None,
+        allow_batch_dependent: bool = False,
+        min_retention: float | None = None,
+        min_top10: float | None = None,
     ) -> None:
         from .st_folder import is_st_folder, open_st_folder
 
@@ -57,7 +62,8 @@ class SentenceTransformer(RunnerModel):
             self.variant, runner, manifest = open_st_folder(path, file_name or variant, device, threads)
         else:
             self.bundle = Bundle.open(path, expected_kind="sentence-transformer", verify=verify)
-            self.variant, runner = build_runner(self.bundle, variant, device, threads)
+            policy = AutoPolicy(allow_batch_dependent, min_retention, min_top10)  # only variant="auto" reads it
+            self.variant, runner = build_runner(self.bundle, variant, device, threads, policy)
             manifest = self.bundle.manifest
         self._init(runner, manifest, device, prompts, default_prompt_name, truncate_dim, similarity_fn_name)
 
