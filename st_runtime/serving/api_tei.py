@@ -51,15 +51,9 @@ async def rerank(core: ServingCore, call: Call) -> Response:
 
 async def tokenize(core: ServingCore, call: Call) -> Response:
     body = call.body
-    if body.get("model") is None and len(core.models) == 1:
-        served = next(iter(core.registry))
-    else:
-        served = core.registry.get(body.get("model"))
+    served = core.registry.model_for(body, "embedding")
     texts = core.limit_inputs(text_or_list(body.get("inputs"), "inputs"), "inputs")
     add_special = optional(body, "add_special_tokens", bool, True)
-    if served.family.pairs:
-        raise ApiError(400, f"The model {served.name!r} takes text pairs; /tokenize takes texts for "
-                            "embedding models.", "wrong_model_kind", param="model")
     prompt = served.resolve_prompt(body.get("prompt_name"))
     truncate = core.truncation(body.get("truncate"))
     with core.admission():

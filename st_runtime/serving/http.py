@@ -12,6 +12,7 @@ from starlette.responses import Response
 from .errors import ApiError, error_body, invalid
 
 _JSON_IN_THREAD = 64 * 1024  # bodies above this are parsed off the event loop
+_CLOSE = {"Connection": "close"}  # the rest of an unread body is not worth reading
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -66,14 +67,14 @@ async def read_body(request: Request, max_bytes: int, timeout: float) -> bytes:
         return await asyncio.wait_for(collect(), timeout)
     except asyncio.TimeoutError:
         raise ApiError(408, f"The request body did not arrive within {timeout:g} s (--body-timeout).",
-                       "body_timeout") from None
+                       "body_timeout", headers=_CLOSE) from None
     except ClientDisconnect:
         raise ApiError(400, "The client disconnected before sending the whole body.", "client_disconnect") from None
 
 
 def _too_large(size: int, limit: int, at_least: bool = False) -> ApiError:
-    return ApiError(413, f"The request body has {'more than ' if at_least else ''}{limit if at_least else size} bytes; "
-                         f"this server takes at most {limit} (--max-body-bytes).", "body_too_large")
+    return ApiError(413, headers=_CLOSE, message=f"The request body has {'more than ' if at_least else ''}{limit if at_least else size} bytes; "
+                         f"this server takes at most {limit} (--max-body-bytes).", code="body_too_large")
 
 
 def _no_constants(name: str) -> Any:
