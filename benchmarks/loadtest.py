@@ -6,7 +6,7 @@
 ``--concurrency`` clients each send one request at a time (closed loop) until ``--duration`` seconds have passed;
 the last requests finish within ``--timeout``, so a run always ends. Embedding models get ``POST /v1/embeddings``
 (base64, as the openai client sends it), cross-encoders ``POST /rerank``; texts are real English sentences from
-``st_runtime.corpus``. Prints requests, errors, req/s, texts/s and p50/p95/p99 latency; exits 1 if any request
+``st_runtime.corpus``, sent with ``"truncate": true`` (cut at max_seq_length, as in-process ``encode`` does). Prints requests, errors, req/s, texts/s and p50/p95/p99 latency; exits 1 if any request
 failed. ``--spawn BUNDLE`` starts ``st-runtime serve`` on a free local port, runs, and stops it (SIGTERM);
 ``--baseline`` (with ``--spawn``) then measures in-process ``encode`` / ``predict`` texts/s for comparison.
 
@@ -120,12 +120,12 @@ async def _run_load(url, model, concurrency, duration, texts_per_request, timeou
 
         def body(i: int) -> dict:
             docs = [pool[(i + k + 1) % len(pool)] for k in range(texts_per_request)]
-            return {"model": model, "query": pool[i % len(pool)], "texts": docs}
+            return {"model": model, "query": pool[i % len(pool)], "texts": docs, "truncate": True}
     else:
         path = "/v1/embeddings"
 
         def body(i: int) -> dict:
-            return {"model": model, "encoding_format": encoding_format,
+            return {"model": model, "encoding_format": encoding_format, "truncate": True,
                     "input": [pool[(i + k) % len(pool)] for k in range(texts_per_request)]}
 
     latencies: list[float] = []
