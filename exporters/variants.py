@@ -12,6 +12,7 @@ from st_runtime.errors import ExportError, InputValidationError
 from st_runtime.manifest import Manifest, VariantSpec
 
 from . import bundle_writer, gates, tasks
+from .bundle_steps import finish_manifest, seal
 from .calibration import roles, weight_matmuls
 from .onnx_variants import (
     BuildContext,
@@ -81,8 +82,6 @@ class _Gatekeeper:
         return self._selection_ref
 
     def measure(self, name: str, spec: VariantSpec, reference=None) -> dict[str, float]:
-        from .export import finish_manifest
-
         reference = reference if reference is not None else self.reference
         self.ctx.manifest.variants[name] = spec
         finish_manifest(self.ctx.root, self.ctx.manifest)
@@ -169,8 +168,6 @@ def add_variants(source: Any, root: Path, manifest: Manifest, names: Sequence[st
     ``eval_tasks`` (``tasks.user_ir_task`` / ``user_sts_task``) add the user's own task to every reduced-precision
     gate; calibration texts that overlap them (or the built-in gate split) are refused.
     """
-    from .export import finish_manifest
-
     names = expand(names)
     eval_tasks = list(eval_tasks)
     if eval_tasks and manifest.kind == "cross-encoder":
@@ -230,7 +227,6 @@ def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibratio
                     force: bool = False, model: str | None = None, progress=lambda _: None,
                     eval_tasks: Sequence = ()) -> Path:
     """Add variants to an existing bundle: copy it to a staging folder, build, and swap it in atomically."""
-    from .export import seal
     from .source import load_source
 
     bundle = Bundle.open(bundle_path, verify="all")
