@@ -1,7 +1,9 @@
-"""Real English text already on the machine (CPython's language reference), for parity, calibration and benchmarks.
+"""Real English text already on the machine, for parity, calibration, accuracy gates and benchmarks.
 
-No downloads: the text comes from ``pydoc_data.topics``, which ships with CPython. Selections are
-deterministic, so every run and every machine with the same Python compares the same texts.
+No downloads: the prose comes from ``pydoc_data.topics`` (CPython's language reference) and the retrieval task from
+the docstrings of the standard library's own ``.py`` sources, both shipped with CPython. Selections are
+deterministic, so every run and every machine with the same Python compares the same texts. ``SPLITS`` divides
+them by source document into calibration, selection and gate text that share no 8-word sequence.
 """
 
 from __future__ import annotations
