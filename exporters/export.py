@@ -62,6 +62,10 @@ def export_model(
             from .cross_encoder import write_cross_encoder
 
             manifest = write_cross_encoder(source, tmp, parity_texts, atol, progress)
+        elif source.kind == "sparse-encoder":
+            from .sparse import write_sparse_encoder
+
+            manifest = write_sparse_encoder(source, tmp, parity_texts, atol, progress)
         else:
             manifest = write_embedding(source, tmp, parity_texts, atol, progress)
         if variants:

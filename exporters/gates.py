@@ -112,7 +112,7 @@ def passes(figures: dict[str, float], gate: dict[str, float]) -> bool:
 
 def describe(figures: dict[str, float], gate: dict[str, float]) -> str:
     shown = ", ".join(f"{k}={figures[k]:.4g}" for k in ("max_abs", "mean_cosine", "min_cosine", "spearman",
-                                                          "top10_overlap") if k in figures)
+                                                          "active_overlap", "top10_overlap") if k in figures)
     bounds = ", ".join(f"{k} {'<=' if k == 'max_abs' else '>='} {v:g}" for k, v in gate.items())
     return f"{shown} (gate: {bounds})"
 
@@ -172,6 +172,10 @@ def check_variant(model: Any, bundle_dir: Path, variant: str, kind: str, gate: d
     """Re-measure one variant against its recorded gate (used by ``st-runtime validate``)."""
     if kind == "cross-encoder":
         figures = measure_cross_encoder_variant(cross_encoder_reference(model), bundle_dir, variant)
+    elif kind == "sparse-encoder":
+        from .sparse_gates import measure_sparse_variant, sparse_reference
+
+        figures = measure_sparse_variant(sparse_reference(model), bundle_dir, variant)
     else:
         figures = measure_embedding_variant(embedding_reference(model), bundle_dir, variant)
     if gate and not passes(figures, gate):

@@ -31,6 +31,10 @@ def revalidate(bundle: Bundle, model: str | None = None, variants: Sequence[str]
                 from .cross_encoder import cross_encoder_parity
 
                 report = cross_encoder_parity(source.model, bundle.root, None, atol, variant=name)
+            elif manifest.kind == "sparse-encoder":
+                from .sparse import sparse_parity
+
+                report = sparse_parity(source.model, bundle.root, None, atol, variant=name)
             else:
                 from .export import embedding_parity
 

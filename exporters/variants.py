@@ -63,6 +63,11 @@ class _Gatekeeper:
         if kind == "cross-encoder":
             self.reference = gates.cross_encoder_reference(source_model)
             self.defaults = gates.CROSS_ENCODER_GATES
+        elif kind == "sparse-encoder":
+            from .sparse_gates import SPARSE_GATES, sparse_reference
+
+            self.reference = sparse_reference(source_model)
+            self.defaults = SPARSE_GATES
         else:
             self.reference = gates.embedding_reference(source_model)
             self.defaults = gates.DEFAULT_GATES
@@ -74,6 +79,10 @@ class _Gatekeeper:
         finish_manifest(self.ctx.root, self.ctx.manifest)
         if self.kind == "cross-encoder":
             return gates.measure_cross_encoder_variant(self.reference, self.ctx.root, name)
+        if self.kind == "sparse-encoder":
+            from .sparse_gates import measure_sparse_variant
+
+            return measure_sparse_variant(self.reference, self.ctx.root, name)
         return gates.measure_embedding_variant(self.reference, self.ctx.root, name)
 
     def gate_for(self, spec: VariantSpec) -> dict[str, float]:
