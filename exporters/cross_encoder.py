@@ -13,6 +13,7 @@ from st_runtime.errors import UnsupportedModelError
 from st_runtime.manifest import CrossEncoderSpec, Manifest
 
 from . import parity
+from .bundle_steps import example_inputs, record_parity, trace_into_bundle
 from .graph import CROSS_ENCODER_OUTPUTS, CrossEncoderGraph, check_modules
 from .source import SourceModel
 from .specs import architecture
@@ -44,8 +45,6 @@ def default_pairs(max_seq_length: int | None, n: int = 200) -> list[tuple[str, s
 
 def write_cross_encoder(source: SourceModel, tmp: Path, pairs: Sequence | None, atol: float, progress) -> Manifest:
     """Trace a CrossEncoder into ``tmp/model.onnx`` with tokenizer and manifest, then prove parity."""
-    from .export import example_inputs, record_parity, trace_into_bundle
-
     ce = source.model
     check_modules(ce)
     config = ce[0].auto_model.config

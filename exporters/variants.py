@@ -12,6 +12,7 @@ from st_runtime.errors import ExportError, InputValidationError
 from st_runtime.manifest import Manifest, VariantSpec
 
 from . import bundle_writer, gates
+from .bundle_steps import finish_manifest, seal
 from .calibration import roles, weight_matmuls
 from .onnx_variants import (
     BuildContext,
@@ -73,8 +74,6 @@ class _Gatekeeper:
             self.defaults = gates.DEFAULT_GATES
 
     def measure(self, name: str, spec: VariantSpec) -> dict[str, float]:
-        from .export import finish_manifest
-
         self.ctx.manifest.variants[name] = spec
         finish_manifest(self.ctx.root, self.ctx.manifest)
         if self.kind == "cross-encoder":
@@ -137,8 +136,6 @@ class _Gatekeeper:
 def add_variants(source: Any, root: Path, manifest: Manifest, names: Sequence[str], *,
                  calibration: Sequence[str] | None = None, force: bool = False, progress=lambda _: None) -> Manifest:
     """Build ``names`` into the staging folder ``root`` next to the fp32 graph and record them in the manifest."""
-    from .export import finish_manifest
-
     names = expand(names)
     calibration = list(calibration) if calibration else _default_calibration(manifest.kind)
     ctx = BuildContext(root=root, manifest=manifest, calibration=calibration,
@@ -173,7 +170,6 @@ def _default_calibration(kind: str) -> list:
 def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibration: Sequence[str] | None = None,
                     force: bool = False, model: str | None = None, progress=lambda _: None) -> Path:
     """Add variants to an existing bundle: copy it to a staging folder, build, and swap it in atomically."""
-    from .export import seal
     from .source import load_source
 
     bundle = Bundle.open(bundle_path, verify="all")

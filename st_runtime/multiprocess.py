@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -19,11 +19,10 @@ class WorkerDiedError(StRuntimeError, RuntimeError):
     """A pool worker died (killed or crashed) while encoding."""
 
 
-def _init_worker(bundle: str, variant: str | None, device: str | None, threads: int) -> None:
+def _init_worker(factory: Callable[..., Any], device: str | None, threads: int) -> None:
     global _WORKER_MODEL
-    from .sentence_transformer import SentenceTransformer
-
-    _WORKER_MODEL = SentenceTransformer(bundle, variant=variant, device=device, threads=threads, verify=False)
+    # ``factory`` came from the model (pickled by reference): this module never imports the model classes.
+    _WORKER_MODEL = factory(device=device, threads=threads)
 
 
 def _encode_chunk(texts: list[str], kwargs: dict) -> Any:
@@ -35,20 +34,22 @@ def _new_executor(pool: dict) -> ProcessPoolExecutor:
         max_workers=pool["processes"],
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
-        initargs=(pool["bundle"], pool["variant"], pool["device"], pool["threads"]),
+        initargs=(pool["factory"], pool["device"], pool["threads"]),
     )
 
 
-def start_pool(model: Any, target_devices: list[str] | None = None, processes: int | None = None) -> dict:
-    """A pool dict (as ST's ``start_multi_process_pool`` returns) with ``processes`` workers."""
-    if model.bundle is None:
-        raise InputValidationError("A multi-process pool needs a model opened from a bundle directory.")
+def start_pool(factory: Callable[..., Any], target_devices: list[str] | None = None,
+               processes: int | None = None) -> dict:
+    """A pool dict (as ST's ``start_multi_process_pool`` returns) with ``processes`` workers.
+
+    ``factory(device=..., threads=...)`` is a picklable callable that opens the model in a worker process.
+    """
     devices = target_devices or ["cpu"] * (processes or max(1, min(4, usable_cpus())))
     if len(set(devices)) > 1:
         raise InputValidationError(f"All pool workers must use one device type, got {devices}.")
     count = len(devices)
     pool = {
-        "bundle": str(model.bundle.root), "variant": model.variant, "device": devices[0], "processes": count,
+        "factory": factory, "device": devices[0], "processes": count,
         "threads": max(1, usable_cpus() // count),
     }
     pool["executor"] = _new_executor(pool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -284,7 +285,10 @@ class SentenceTransformer(RunnerModel):
         """Start worker processes, each holding its own copy of this model (see ``encode(..., pool=pool)``)."""
         from .multiprocess import start_pool
 
-        return start_pool(self, target_devices=target_devices, processes=processes)
+        if self.bundle is None:
+            raise InputValidationError("A multi-process pool needs a model opened from a bundle directory.")
+        factory = functools.partial(type(self), str(self.bundle.root), variant=self.variant, verify=False)
+        return start_pool(factory, target_devices=target_devices, processes=processes)
 
     @staticmethod
     def stop_multi_process_pool(pool: dict) -> None:
