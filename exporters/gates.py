@@ -172,10 +172,6 @@ def check_variant(model: Any, bundle_dir: Path, variant: str, kind: str, gate: d
     """Re-measure one variant against its recorded gate (used by ``st-runtime validate``)."""
     if kind == "cross-encoder":
         figures = measure_cross_encoder_variant(cross_encoder_reference(model), bundle_dir, variant)
-    elif kind == "sparse-encoder":
-        from .sparse_gates import measure_sparse_variant, sparse_reference
-
-        figures = measure_sparse_variant(sparse_reference(model), bundle_dir, variant)
     else:
         figures = measure_embedding_variant(embedding_reference(model), bundle_dir, variant)
     if gate and not passes(figures, gate):

@@ -16,7 +16,10 @@ import torch
 from st_runtime.errors import UnsupportedModelError
 from st_runtime.manifest import Manifest, RouterSpec, RouteSpec, SparseSpec, TokenizerSpec, VariantSpec
 
+from st_runtime import corpus
+
 from . import parity
+from .bundle_steps import finish_manifest, record_parity
 from .graph import EmbeddingGraph, eager_attention, export_onnx, graph_io
 from .source import SourceModel
 from .specs import architecture, library_versions, tokenizer_spec
@@ -119,8 +122,6 @@ def _router_spec(info: dict[str, Any], tmp: Path) -> RouterSpec:
 def write_sparse_encoder(source: SourceModel, tmp: Path, texts: Sequence[str] | None, atol: float,
                          progress) -> Manifest:
     """Trace a SparseEncoder's (document) route into ``tmp/model.onnx``, write its other routes, prove parity."""
-    from .export import finish_manifest, record_parity
-
     model = source.model
     modules, info = route_modules(model)
     names = check_sparse_modules(modules)
@@ -187,9 +188,9 @@ def sparse_parity(st: Any, bundle_dir: Path, texts: Sequence[str] | None, atol: 
     """Compare the runtime's SparseEncoder with ``st.encode`` (each route, each prompt, max_active_dims)."""
     from st_runtime.sparse_encoder import SparseEncoder
 
-    from .export import default_texts
-
-    texts = list(texts) if texts is not None else default_texts(st.max_seq_length, n=96)
+    if texts is None:  # mixed lengths, some past max_seq_length (~1.3 words per token)
+        texts = corpus.parity_texts(96, long_words=int(min(max(1200, 1.3 * (st.max_seq_length or 512)), 12000)))
+    texts = list(texts)
     runtime = SparseEncoder(bundle_dir, variant=variant, verify=False)
     modules, _ = route_modules(st)
     for start in range(0, len(texts), 32):

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from .gates import held_out_texts, topk_overlap
+from st_runtime.errors import ParityError
+
+from .gates import describe, held_out_texts, passes, topk_overlap
 
 SPARSE_GATES: dict[str, dict[str, float]] = {
     "fp32": {"max_abs": 1e-5},
@@ -72,3 +74,11 @@ def measure_sparse_variant(held: SparseHeldOut, bundle_dir: Path, variant: str) 
     model = SparseEncoder(bundle_dir, variant=variant, verify=False)
     return sparse_figures(held, model.encode_query(held.queries, convert_to_sparse_tensor=False),
                           model.encode_document(held.passages, convert_to_sparse_tensor=False))
+
+
+def check_sparse_variant(model: Any, bundle_dir: Path, variant: str, gate: dict[str, float]) -> dict[str, float]:
+    """Re-measure one variant against its recorded gate (``st-runtime validate``)."""
+    figures = measure_sparse_variant(sparse_reference(model), bundle_dir, variant)
+    if gate and not passes(figures, gate):
+        raise ParityError(f"Variant {variant!r} no longer meets its gate: {describe(figures, gate)}")
+    return figures
