@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 
 import numpy as np
 from starlette.responses import Response
 
-from .core import Call, RouteSpec, ServingCore, truncate_dims
+from .core import INLINE_ROWS, Call, RouteSpec, ServingCore, off_loop, truncate_dims
 from .errors import invalid
 from .http import dumps, json_response, optional, positive_int, text_or_list
 
@@ -34,7 +33,7 @@ async def embeddings(core: ServingCore, call: Call) -> Response:
         raise invalid(f"'dimensions' is {dims}, larger than the model's {served.dimension}.", "dimensions")
     emb, tokens = await core.embed(call, served, texts, prompt_name=body.get("prompt_name"),
                                    truncate=body.get("truncate"))
-    payload = await asyncio.to_thread(_payload, served, emb, fmt, dims, tokens)
+    payload = await off_loop(len(emb) <= INLINE_ROWS, _payload, served, emb, fmt, dims, tokens)
     return Response(payload, media_type="application/json")
 
 

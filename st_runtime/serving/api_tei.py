@@ -14,7 +14,7 @@ import asyncio
 import numpy as np
 from starlette.responses import Response
 
-from .core import Call, RouteSpec, ServingCore, truncate_dims
+from .core import INLINE_ROWS, Call, RouteSpec, ServingCore, off_loop, truncate_dims
 from .errors import ApiError, invalid
 from .http import dumps, json_response, optional, positive_int, required_string, string_list, text_or_list
 from .registry import token_details
@@ -31,7 +31,7 @@ async def embed(core: ServingCore, call: Call) -> Response:
     emb, _ = await core.embed(call, served, texts, prompt_name=body.get("prompt_name"), truncate=body.get("truncate"),
                               param="inputs")
     emb = truncate_dims(served, emb, dims, normalize or None)
-    return Response(await asyncio.to_thread(dumps, np.asarray(emb, dtype=np.float32).tolist()),
+    return Response(await off_loop(len(emb) <= INLINE_ROWS, dumps, np.asarray(emb, dtype=np.float32).tolist()),
                     media_type="application/json")
 
 

@@ -30,6 +30,19 @@ from .registry import ModelRegistry, Row, ServedModel
 
 logger = logging.getLogger("st_runtime.serving")
 
+# Work this small runs on the event loop: a thread hop costs more than it saves (concurrency-1 latency).
+INLINE_CHARS = 2048
+INLINE_ROWS = 16
+
+
+async def off_loop(small: bool, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` inline when ``small``, else in a worker thread (so big jobs never stall the event loop)."""
+    return fn(*args) if small else await asyncio.to_thread(fn, *args)
+
+
+def _chars(items: Sequence) -> int:
+    return sum(len(t) if isinstance(t, str) else sum(len(p) for p in t) for t in items)
+
 
 @dataclass
 class Call:
@@ -175,7 +188,8 @@ class ServingCore:
     async def tokenize(self, served: ServedModel, items: Sequence, prompt: str = "", truncate: bool = True,
                        param: str = "input") -> list[Row]:
         try:
-            return await asyncio.to_thread(served.tokenize, items, prompt, truncate, param)
+            small = _chars(items) + len(prompt) * len(items) <= INLINE_CHARS
+            return await off_loop(small, served.tokenize, items, prompt, truncate, param)
         except (InputValidationError, InputTypeError) as exc:
             raise ApiError(422, str(exc), "invalid_value", param=param) from None
 
