@@ -11,7 +11,7 @@ from st_runtime.bundle import Bundle
 from st_runtime.errors import ExportError, InputValidationError
 from st_runtime.manifest import Manifest, VariantSpec
 
-from . import bundle_writer, gates, tasks
+from . import bundle_writer, gates, sparse_gates, tasks
 from .bundle_steps import finish_manifest, seal
 from .calibration import roles, weight_matmuls
 from .onnx_variants import (
@@ -70,6 +70,9 @@ class _Gatekeeper:
         if kind == "cross-encoder":
             self.reference = gates.cross_encoder_reference(source_model, "gate")
             self._selection = lambda: gates.cross_encoder_reference(source_model, "selection")
+        elif kind == "sparse-encoder":
+            self.reference = sparse_gates.sparse_reference(source_model)
+            self._selection = lambda: _sparse_selection(source_model)
         else:
             self.reference = gates.embedding_reference(source_model, "gate", self.user_tasks)
             self._selection = lambda: gates.embedding_reference(source_model, "selection")
@@ -87,9 +90,14 @@ class _Gatekeeper:
         finish_manifest(self.ctx.root, self.ctx.manifest)
         if self.kind == "cross-encoder":
             return gates.measure_cross_encoder_variant(reference, self.ctx.root, name)
+        if self.kind == "sparse-encoder":
+            return sparse_gates.measure_sparse_variant(reference, self.ctx.root, name)
         return gates.measure_embedding_variant(reference, self.ctx.root, name)
 
     def gate_for(self, spec: VariantSpec) -> dict[str, float]:
+        if self.kind == "sparse-encoder":  # no labelled sparse task yet: value and overlap figures only
+            key = "fp32" if spec.precision == "fp32" and spec.settings.get("exact") else spec.precision
+            return dict(sparse_gates.SPARSE_GATES.get(key, sparse_gates.SPARSE_GATES["int8"]))
         return gates.gate_for(spec.precision, bool(spec.settings.get("exact")), self.kind, bool(self.user_tasks))
 
     def build(self, name: str, force: bool) -> tuple[VariantSpec | None, dict]:
@@ -170,9 +178,10 @@ def add_variants(source: Any, root: Path, manifest: Manifest, names: Sequence[st
     """
     names = expand(names)
     eval_tasks = list(eval_tasks)
-    if eval_tasks and manifest.kind == "cross-encoder":
-        raise InputValidationError("--eval-ir / --eval-sts gate bi-encoder variants; a cross-encoder is gated on "
-                                   "the built-in reranking task. Use `st-runtime evaluate --rerank` for yours.")
+    if eval_tasks and manifest.kind != "sentence-transformer":
+        raise InputValidationError(f"--eval-ir / --eval-sts gate SentenceTransformer variants, not a {manifest.kind} "
+                                   "(a cross-encoder is gated on the built-in reranking task; score yours with "
+                                   "`st-runtime evaluate`).")
     user_calibration = bool(calibration)
     if calibration:
         check_calibration(calibration, eval_tasks)
@@ -201,6 +210,14 @@ def add_variants(source: Any, root: Path, manifest: Manifest, names: Sequence[st
         "user_tasks": [task.name for task in eval_tasks],
     }
     return finish_manifest(root, manifest)
+
+
+def _sparse_selection(st: Any):
+    """The sparse encoder's torch outputs on the selection split (what its fp32 fallback chooses layers on)."""
+    queries, passages = gates.held_out_texts(100, 200, "selection")
+    return sparse_gates.SparseHeldOut(queries, passages,
+                                      sparse_gates._dense(st.encode_query(queries, batch_size=32)),
+                                      sparse_gates._dense(st.encode_document(passages, batch_size=32)))
 
 
 def check_calibration(calibration: Sequence, eval_tasks: Sequence = ()) -> None:
