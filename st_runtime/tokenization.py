@@ -75,8 +75,9 @@ class TextTokenizer:
 
     def encodings(self, batch: Sequence[str] | Sequence[tuple[str, str]]) -> list:
         """The ``tokenizers.Encoding`` of each input (ids, offsets, special-token mask, overflow), truncated."""
+        backend = self._backend() if hasattr(self, "_backend") else self._tok  # the truncating tokenizer
         try:
-            return self._tok.encode_batch(list(batch))
+            return backend.encode_batch(list(batch))
         except (TypeError, ValueError, UnicodeError) as exc:
             raise _explain_bad_text(batch, exc) from exc
 
