@@ -7,7 +7,9 @@ openvino are imported only when a graph is opened.
 from __future__ import annotations
 
 from . import util
+from .config import EncodeConfig, RerankConfig
 from .errors import (
+    BackendNotInstalledError,
     BackendUnavailableError,
     BundleError,
     BundleNotFoundError,
@@ -18,6 +20,8 @@ from .errors import (
     ManifestError,
     ParityError,
     StRuntimeError,
+    UnsupportedArgumentError,
+    UnsupportedDeviceError,
     UnsupportedModelError,
     WrongModelKindError,
 )
@@ -48,6 +52,11 @@ __all__ = [
     "IntegrityError",
     "WrongModelKindError",
     "BackendUnavailableError",
+    "BackendNotInstalledError",
+    "UnsupportedDeviceError",
+    "UnsupportedArgumentError",
+    "EncodeConfig",
+    "RerankConfig",
     "InputValidationError",
     "InputTypeError",
     "ExportError",

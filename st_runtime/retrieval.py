@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import InputValidationError
 from .similarity import cos_sim, dot_score, normalize_embeddings
 
 ScoreFunction = Callable[[Any, Any], np.ndarray]
@@ -73,6 +74,13 @@ def semantic_search(
     score_function: ScoreFunction = cos_sim,
 ) -> list[list[dict[str, int | float]]]:
     """Top-k corpus entries for each query: one list per query of {"corpus_id", "score"}, best first."""
+    for name, value in (("top_k", top_k), ("query_chunk_size", query_chunk_size),
+                        ("corpus_chunk_size", corpus_chunk_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if name == "top_k" else 1):
+            raise InputValidationError(
+                f"semantic_search: {name} must be a {'non-negative' if name == 'top_k' else 'positive'} integer, got "
+                f"{value!r} (sentence-transformers raises for a negative top_k too)."
+            )
     queries = _to_batch(query_embeddings)
     corpus = _to_batch(corpus_embeddings)
     n_queries, n_corpus = len(queries), len(corpus)

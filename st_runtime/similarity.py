@@ -9,20 +9,27 @@ import numpy as np
 from .errors import InputValidationError
 
 
-def _as_2d(a) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "fc":
+def _as_float(a) -> np.ndarray:
+    """Float array as sentence-transformers scores it: ints and sub-float32 floats (float16) become float32, since
+    a float16 matmul rounds nearby scores into ties (sentence-transformers >= 6 upcasts the same way)."""
+    try:
+        arr = np.asarray(a)
+    except ValueError as exc:  # ragged lists
+        raise InputValidationError(f"Embeddings must form a regular (n, dim) array: {exc}") from exc
+    if arr.dtype.kind not in "fcbiu":
+        raise InputValidationError(f"Embeddings must be numbers, got an array of {arr.dtype}.")
+    if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
         arr = arr.astype(np.float32)
+    return arr
+
+
+def _as_2d(a) -> np.ndarray:
+    arr = _as_float(a)
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2:
         raise InputValidationError(f"Expected embeddings of shape (n, dim) or (dim,), got shape {arr.shape}.")
     return arr
-
-
-def _as_float(a) -> np.ndarray:
-    arr = np.asarray(a)
-    return arr if arr.dtype.kind in "fc" else arr.astype(np.float32)
 
 
 def normalize_embeddings(embeddings: np.ndarray) -> np.ndarray:
