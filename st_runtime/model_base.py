@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .engine import GraphRunner, plan_batches
-from .errors import InputValidationError
+from .errors import InputValidationError, UnsupportedDeviceError
 from .tokenization import TextTokenizer
 
 Rows = list[tuple[list[int], list[int]]]
@@ -71,7 +71,7 @@ class RunnerModel:
     def to(self, device: str) -> "RunnerModel":
         """Re-open the graph on another device ('cpu', 'cuda', 'cuda:1'); the configuration is kept as it is."""
         if not isinstance(device, str):
-            raise InputValidationError(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}.")
+            raise UnsupportedDeviceError(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}.")
         if self._opener is None:
             raise InputValidationError("A model built from parts cannot change device; build it on the device.")
         self.variant, runner = self._opener(device)
