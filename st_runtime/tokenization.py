@@ -92,6 +92,20 @@ class TextTokenizer:
             raise _explain_bad_text(batch, exc) from exc
         return [(e.ids, e.type_ids) for e in encodings]
 
+    def encode_checked(self, batch: Sequence[str] | Sequence[tuple[str, str]]
+                       ) -> tuple[list[tuple[list[int], list[int]]], list[bool]]:
+        """Like ``encode``, plus for each input whether truncation to max_seq_length cut it (the server's
+        ``truncate: false`` check, done on the same single tokenization)."""
+        encodings = self.encodings(batch)
+        return [(e.ids, e.type_ids) for e in encodings], [bool(e.overflowing) for e in encodings]
+
+    def encodings(self, batch: Sequence[str] | Sequence[tuple[str, str]]) -> list:
+        """The ``tokenizers.Encoding`` of each input (ids, offsets, special-token mask, overflow), truncated."""
+        try:
+            return self._tok.encode_batch(list(batch))
+        except (TypeError, ValueError, UnicodeError) as exc:
+            raise _explain_bad_text(batch, exc) from exc
+
     def pad(self, rows: Sequence[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
         """Pad encoded rows to the longest into int64 ``input_ids``, ``attention_mask`` and ``token_type_ids``."""
         width = max((len(ids) for ids, _ in rows), default=0)
