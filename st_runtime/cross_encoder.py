@@ -206,12 +206,24 @@ class CrossEncoder(RunnerModel):
         prepended to the first text of each pair as sentence-transformers does): what ``predict`` runs in this
         process and what every pool worker runs on its chunk."""
         config = config if config is not None else self._config
-        tokenizer = self._tokenizer_for(config)
         if prompt:
             pairs = [(prompt + a, b) for a, b in pairs]
-        rows = tokenizer.encode(pairs)
-        logits = np.zeros((len(pairs), config.num_labels), dtype=np.float32)
-        bar = tqdm(total=len(pairs), desc="Batches", unit="pair", disable=not show_progress_bar)
+        return self._logits_of_rows(self._tokenizer_for(config).encode(pairs), config, batch_size, show_progress_bar)
+
+    def predict_tokenized(self, rows: list[tuple[list[int], list[int]]], *, config: RerankConfig | None = None,
+                          batch_size: int = 32, activation_fn: Any = None, apply_softmax: bool | None = False
+                          ) -> np.ndarray:
+        """Scores (float32; ``activation_fn='identity'`` for logits) of pairs that are already tokenized: the hook
+        for callers that tokenize once (the HTTP server). ``rows`` must be ``model.tokenizer.encode(pairs)`` (the
+        configured max_length, any prompt already prepended to each query); ``config`` defaults to the model's."""
+        config = config if config is not None else self._config
+        logits = self._logits_of_rows(rows, config, positive_int("batch_size", batch_size), False)
+        return self._activate(logits, config, activation_fn, apply_softmax).astype(np.float32)
+
+    def _logits_of_rows(self, rows, config: RerankConfig, batch_size: int, show_progress_bar: bool) -> np.ndarray:
+        tokenizer = self._tokenizer_for(config)
+        logits = np.zeros((len(rows), config.num_labels), dtype=np.float32)
+        bar = tqdm(total=len(rows), desc="Batches", unit="pair", disable=not show_progress_bar)
         for indices, _, outputs in self._row_batches(rows, tokenizer, batch_size, config.max_batch_tokens):
             logits[indices] = np.asarray(outputs["logits"]).reshape(len(indices), -1)
             bar.update(len(indices))
@@ -240,6 +252,10 @@ class CrossEncoder(RunnerModel):
         else:
             logits = self.logits(pairs, config, prompt=prompt, batch_size=batch_size,
                                  show_progress_bar=show_progress_bar)
+        return self._activate(logits, config, activation_fn, apply_softmax)
+
+    @staticmethod
+    def _activate(logits: np.ndarray, config: RerankConfig, activation_fn: Any, apply_softmax: Any) -> np.ndarray:
         activation = activation_of(activation_fn) if activation_fn is not None else config.activation
         activation = ACTIVATIONS[activation] if isinstance(activation, str) else activation
         scores = np.asarray(activation(logits.astype(np.float64)), dtype=np.float64)

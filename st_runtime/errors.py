@@ -47,6 +47,10 @@ class UnsupportedArgumentError(InputValidationError):
     """A sentence-transformers argument st-runtime refuses on purpose (see ``st_runtime.compat.REFUSED``)."""
 
 
+class NotProvidedError(StRuntimeError, AttributeError):
+    """A sentence-transformers name st-runtime does not provide, on purpose (see ``st_runtime.util.NOT_PROVIDED``)."""
+
+
 class InputTypeError(StRuntimeError, TypeError):
     """An input in a batch has the wrong type (for example None, bytes or a number)."""
 

@@ -299,11 +299,10 @@ class SentenceTransformer(RunnerModel):
         tokenizer = self._tokenizer_for(config)
         full = [prompt + text for text in texts] if prompt else texts
         rows = tokenizer.encode(full)
-        prompt_length = tokenizer.prompt_length(prompt) if prompt and not config.include_prompt else 0
         if output_value == "sentence_embedding":
-            out = self.encode_rows(rows, config, prompt_length=prompt_length, batch_size=batch_size,
-                                   show_progress_bar=show_progress_bar, quantize=quantize)
-            return out
+            return self.encode_tokenized(rows, prompt, config=config, batch_size=batch_size,
+                                         show_progress_bar=show_progress_bar, quantize=quantize)
+        prompt_length = tokenizer.prompt_length(prompt) if prompt and not config.include_prompt else 0
         results: list[Any] = [None] * len(rows)
         for indices, encoded, outputs in self._row_batches(rows, tokenizer, batch_size, config.max_batch_tokens,
                                                            self._extra(prompt_length)):
@@ -321,20 +320,22 @@ class SentenceTransformer(RunnerModel):
                     results[index] = item
         return results
 
-    def encode_rows(self, rows: Rows, config: EncodeConfig | None = None, *, prompt_length: int = 0,
-                    batch_size: int = 32, show_progress_bar: bool = False, quantize: bool = True) -> np.ndarray:
+    def encode_tokenized(self, rows: Rows, prompt: str | None = None, *, config: EncodeConfig | None = None,
+                         batch_size: int = 32, max_batch_tokens: int | None = _FROM_CONFIG,
+                         show_progress_bar: bool = False, quantize: bool = True) -> np.ndarray:
         """Sentence embeddings of rows that are already tokenized: the hook for callers that tokenize once
-        (the HTTP server counts tokens and batches requests on the same rows).
+        (the HTTP server counts tokens, checks lengths and batches requests on the same rows).
 
-        ``rows`` must come from ``model.tokenizer.encode(texts)`` (or ``model._tokenizer_for(config)`` for another
-        config), with any prompt already prepended to each text; pass ``prompt_length =
-        model.tokenizer.prompt_length(prompt)`` when ``config.include_prompt`` is False. ``config`` (default: the
-        model's) is applied whole: truncate_dim, normalize, token budget, and precision with its ranges. Returns an
-        (n, dim) array, float32 unless the precision says otherwise.
+        ``rows`` must be ``model.tokenizer.encode([prompt + text for text in texts])`` (the model's tokenizer at
+        the configured max_seq_length, with the prompt, if any, already prepended); ``prompt`` is only used to
+        exclude the prompt's tokens from pooling when the model has ``include_prompt=False``. ``config`` (default:
+        the model's) is applied whole: truncate_dim, normalize, token budget, precision with its ranges.
+        Returns an (n, dim) array, float32 unless the precision says otherwise.
         """
-        config = config if config is not None else self._config
+        config = self.call_config(config, max_batch_tokens=max_batch_tokens)
         batch_size = positive_int("batch_size", batch_size)
         tokenizer = self._tokenizer_for(config)
+        prompt_length = tokenizer.prompt_length(prompt) if prompt and not config.include_prompt else 0
         dim = config.truncate_dim or self._spec.dimension
         out = np.zeros((len(rows), dim), dtype=np.float32)
         bar = tqdm(total=len(rows), desc="Batches", unit="text") if show_progress_bar and rows else None
@@ -361,18 +362,34 @@ class SentenceTransformer(RunnerModel):
         return normalize_embeddings(embeddings) if config.normalize else embeddings
 
     def encode_query(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
-                     prompt: str | None = None, **kwargs: Any):
+                     prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+                     output_value: OutputValue = "sentence_embedding", precision: str = "float32",
+                     convert_to_numpy: bool = True, convert_to_tensor: bool = False,
+                     device: str | list[str] | None = None, normalize_embeddings: bool = False,
+                     truncate_dim: int | None = None, pool: dict | None = None, chunk_size: int | None = None,
+                     **kwargs: Any):
         """encode() with the model's 'query' prompt when it has one (sentence-transformers >= 5 semantics)."""
         if prompt_name is None and prompt is None and "query" in self._config.prompts:
             prompt_name = "query"
-        return self.encode(inputs, prompt_name, prompt, task="query", **kwargs)
+        kwargs.setdefault("task", "query")
+        return self.encode(inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
+                           convert_to_numpy, convert_to_tensor, device, normalize_embeddings, truncate_dim, pool,
+                           chunk_size, **kwargs)
 
     def encode_document(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
-                        prompt: str | None = None, **kwargs: Any):
+                        prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+                        output_value: OutputValue = "sentence_embedding", precision: str = "float32",
+                        convert_to_numpy: bool = True, convert_to_tensor: bool = False,
+                        device: str | list[str] | None = None, normalize_embeddings: bool = False,
+                        truncate_dim: int | None = None, pool: dict | None = None, chunk_size: int | None = None,
+                        **kwargs: Any):
         """encode() with the model's 'document' (or 'passage'/'corpus') prompt when it has one."""
         if prompt_name is None and prompt is None:
             prompt_name = next((n for n in ("document", "passage", "corpus") if n in self._config.prompts), None)
-        return self.encode(inputs, prompt_name, prompt, task="document", **kwargs)
+        kwargs.setdefault("task", "document")
+        return self.encode(inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
+                           convert_to_numpy, convert_to_tensor, device, normalize_embeddings, truncate_dim, pool,
+                           chunk_size, **kwargs)
 
     # ----- similarity ---------------------------------------------------------------------------------
     def similarity(self, embeddings1, embeddings2) -> np.ndarray:

@@ -102,7 +102,7 @@ class TextTokenizer:
     def encodings(self, batch: Sequence[str] | Sequence[tuple[str, str]]) -> list:
         """The ``tokenizers.Encoding`` of each input (ids, offsets, special-token mask, overflow), truncated."""
         try:
-            return self._tok.encode_batch(list(batch))
+            return self._backend().encode_batch(list(batch))
         except (TypeError, ValueError, UnicodeError) as exc:
             raise _explain_bad_text(batch, exc) from exc
 

@@ -77,13 +77,13 @@ def test_encode_takes_inputs_by_keyword(bundle):
     assert np.array_equal(model.encode_query(inputs=TEXTS[:3]), positional)
 
 
-def test_encode_rows_is_the_tokenize_once_hook(bundle):
+def test_encode_tokenized_is_the_tokenize_once_hook(bundle):
     model = _model(bundle)
     prompt = model.config.resolve_prompt()
     rows = model.tokenizer.encode([prompt + t for t in TEXTS])
-    assert np.array_equal(model.encode_rows(rows), model.encode(TEXTS))
+    assert np.array_equal(model.encode_tokenized(rows, prompt), model.encode(TEXTS))
     config = model.config.replace(normalize=True, truncate_dim=None)
-    assert np.abs(model.encode_rows(rows, config) - model.encode(TEXTS, normalize_embeddings=True,
+    assert np.abs(model.encode_tokenized(rows, prompt, config=config) - model.encode(TEXTS, normalize_embeddings=True,
                                                                   truncate_dim=32)).max() <= 1e-6
 
 

@@ -70,3 +70,11 @@ def test_rank_progress_bar_none_follows_the_logger(bundle, capsys):
     assert "Batches" in capsys.readouterr().err
     model.rank("q", ["a", "b"], show_progress_bar=None)
     assert "Batches" not in capsys.readouterr().err
+
+
+def test_predict_tokenized_is_the_tokenize_once_hook(bundle):
+    model = CrossEncoder(bundle, max_length=16)
+    rows = model.tokenizer.encode(PAIRS)
+    assert np.array_equal(model.predict_tokenized(rows), model.predict(PAIRS))
+    assert np.array_equal(model.predict_tokenized(rows, activation_fn="identity"),
+                          model.predict(PAIRS, activation_fn="identity"))
