@@ -115,7 +115,8 @@ def pairwise_angle_sim(x, y) -> np.ndarray:
     """Absolute AnglE similarity ``|cos + sin|`` after L2 normalization, dimensions i and i + D/2 paired (as
     sentence-transformers defines it; an odd dimension is padded with a zero)."""
     x, y = _row_pair(x, y)
-    x, y = np.atleast_2d(x), np.atleast_2d(y)
+    if x.ndim != 2:
+        raise InputValidationError(f"pairwise_angle_sim needs two (n, dim) arrays, got shape {x.shape}.")
     if x.shape[1] % 2:
         x, y = np.pad(x, ((0, 0), (0, 1))), np.pad(y, ((0, 0), (0, 1)))
     x, y = normalize_embeddings(x), normalize_embeddings(y)
