@@ -18,6 +18,7 @@ from .bundle_steps import example_inputs, finish_manifest, record_parity, seal, 
 from .cross_encoder import write_cross_encoder
 from .graph import EMBEDDING_OUTPUTS, EmbeddingGraph, check_modules
 from .source import SourceModel, load_source
+from .sparse import write_sparse_encoder
 from .specs import architecture, embedding_spec
 from .variants import add_variants
 
@@ -58,6 +59,8 @@ def export_model(
     with bundle_writer.staging_dir(Path(out), overwrite) as tmp:
         if source.kind == "cross-encoder":
             manifest = write_cross_encoder(source, tmp, parity_texts, atol, progress)
+        elif source.kind == "sparse-encoder":
+            manifest = write_sparse_encoder(source, tmp, parity_texts, atol, progress)
         else:
             manifest = write_embedding(source, tmp, parity_texts, atol, progress)
         if variants:

@@ -112,7 +112,7 @@ def passes(figures: dict[str, float], gate: dict[str, float]) -> bool:
 
 def describe(figures: dict[str, float], gate: dict[str, float]) -> str:
     shown = ", ".join(f"{k}={figures[k]:.4g}" for k in ("max_abs", "mean_cosine", "min_cosine", "spearman",
-                                                          "top10_overlap") if k in figures)
+                                                          "active_overlap", "top10_overlap") if k in figures)
     bounds = ", ".join(f"{k} {'<=' if k == 'max_abs' else '>='} {v:g}" for k, v in gate.items())
     return f"{shown} (gate: {bounds})"
 

@@ -20,6 +20,9 @@ _PACKAGED = {
 }
 
 
+_FAMILY_KINDS = {"SparseEncoder": "sparse-encoder", "MultiVectorEncoder": "multi-vector-encoder"}
+
+
 @dataclass
 class SourceModel:
     """A loaded torch model plus where it came from."""
@@ -52,16 +55,19 @@ def _read_json(path: Path) -> dict:
 
 
 def detect_kind(path: Path) -> str:
-    """'cross-encoder' or 'sentence-transformer' from a model folder's files."""
+    """'cross-encoder', 'sentence-transformer', 'sparse-encoder' or 'multi-vector-encoder' from a folder's files."""
     st_config = path / "config_sentence_transformers.json"
     if st_config.is_file():
         data = _read_json(st_config)
         model_type = str(data.get("model_type", ""))
         if model_type == "CrossEncoder":
             return "cross-encoder"
+        if model_type in _FAMILY_KINDS:
+            return _FAMILY_KINDS[model_type]
         if model_type and model_type != "SentenceTransformer":
             raise UnsupportedModelError(
-                f"{path} is a {model_type} model; st-runtime exports SentenceTransformer and CrossEncoder models."
+                f"{path} is a {model_type} model; st-runtime exports SentenceTransformer, CrossEncoder, SparseEncoder "
+                "and MultiVectorEncoder models."
             )
     if (path / "modules.json").is_file():
         return "sentence-transformer"
@@ -85,7 +91,7 @@ def load_source(name_or_path: str | None, kind: str | None = None, device: str =
         raise ExportError(
             "Exporting needs torch and sentence-transformers: pip install torch==2.13.0 'st-runtime[export]'"
         ) from exc
-    from sentence_transformers import CrossEncoder, SentenceTransformer
+    from sentence_transformers import CrossEncoder, MultiVectorEncoder, SentenceTransformer, SparseEncoder
 
     name = name_or_path or DEFAULT_MODEL
     path = Path(name).expanduser()
@@ -100,7 +106,8 @@ def load_source(name_or_path: str | None, kind: str | None = None, device: str =
     if local is not None:
         kwargs["local_files_only"] = True
     target = str(local) if local is not None else name
-    cls = CrossEncoder if kind == "cross-encoder" else SentenceTransformer
+    cls = {"cross-encoder": CrossEncoder, "sparse-encoder": SparseEncoder,
+           "multi-vector-encoder": MultiVectorEncoder}.get(kind or "", SentenceTransformer)
     try:
         model = cls(target, **kwargs)
     except OSError as exc:

@@ -11,7 +11,7 @@ from st_runtime.bundle import Bundle
 from st_runtime.errors import ExportError, InputValidationError
 from st_runtime.manifest import Manifest, VariantSpec
 
-from . import bundle_writer, gates
+from . import bundle_writer, gates, sparse_gates
 from .bundle_steps import finish_manifest, seal
 from .calibration import roles, weight_matmuls
 from .onnx_variants import (
@@ -64,6 +64,9 @@ class _Gatekeeper:
         if kind == "cross-encoder":
             self.reference = gates.cross_encoder_reference(source_model)
             self.defaults = gates.CROSS_ENCODER_GATES
+        elif kind == "sparse-encoder":
+            self.reference = sparse_gates.sparse_reference(source_model)
+            self.defaults = sparse_gates.SPARSE_GATES
         else:
             self.reference = gates.embedding_reference(source_model)
             self.defaults = gates.DEFAULT_GATES
@@ -73,6 +76,8 @@ class _Gatekeeper:
         finish_manifest(self.ctx.root, self.ctx.manifest)
         if self.kind == "cross-encoder":
             return gates.measure_cross_encoder_variant(self.reference, self.ctx.root, name)
+        if self.kind == "sparse-encoder":
+            return sparse_gates.measure_sparse_variant(self.reference, self.ctx.root, name)
         return gates.measure_embedding_variant(self.reference, self.ctx.root, name)
 
     def gate_for(self, spec: VariantSpec) -> dict[str, float]:

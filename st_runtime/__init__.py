@@ -32,18 +32,24 @@ from .sentence_transformer import SentenceTransformer
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    # CrossEncoder lives in its own module; import it on first use.
-    if name == "CrossEncoder":
-        from .cross_encoder import CrossEncoder
+_LAZY = {"CrossEncoder": "cross_encoder", "SparseEncoder": "sparse_encoder",
+         "MultiVectorEncoder": "multi_vector_encoder"}
 
-        return CrossEncoder
+
+def __getattr__(name: str):
+    # The other model classes live in their own modules; import them on first use.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'st_runtime' has no attribute {name!r}")
 
 
 __all__ = [
     "SentenceTransformer",
     "CrossEncoder",
+    "SparseEncoder",
+    "MultiVectorEncoder",
     "util",
     "quantize_embeddings",
     "StRuntimeError",

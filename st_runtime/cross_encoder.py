@@ -220,6 +220,15 @@ class CrossEncoder(RunnerModel):
         logits = self._logits_of_rows(rows, config, positive_int("batch_size", batch_size), False)
         return self._activate(logits, config, activation_fn, apply_softmax).astype(np.float32)
 
+    def logits_rows(self, rows: list[tuple[list[int], list[int]]], config: RerankConfig | None = None, *,
+                    batch_size: int = 32) -> np.ndarray:
+        """Raw float32 logits (n, num_labels) of already-tokenized pairs (``model.tokenizer.encode(pairs)``, any
+        prompt prepended to each query), with ``config`` (default: the model's) whole."""
+        config = config if config is not None else self._config
+        if not isinstance(config, RerankConfig):
+            raise InputValidationError(f"config must be an st_runtime.config.RerankConfig, got {config!r}.")
+        return self._logits_of_rows(rows, config, positive_int("batch_size", batch_size), False)
+
     def _logits_of_rows(self, rows, config: RerankConfig, batch_size: int, show_progress_bar: bool) -> np.ndarray:
         tokenizer = self._tokenizer_for(config)
         logits = np.zeros((len(rows), config.num_labels), dtype=np.float32)

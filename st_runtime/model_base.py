@@ -47,7 +47,7 @@ class RunnerModel:
     def tokenizer(self) -> TextTokenizer:
         """The ``TextTokenizer`` (wraps a ``tokenizers.Tokenizer``) truncating at the configured max length.
 
-        ``model.tokenizer.encode(texts)`` gives the rows (token ids, type ids) that ``encode_rows`` takes.
+        ``model.tokenizer.encode(texts)`` gives the rows (token ids, type ids) that ``encode_rows`` / ``encode_tokenized`` take.
         """
         return self._tokenizer_view
 

@@ -333,9 +333,18 @@ class SentenceTransformer(RunnerModel):
         Returns an (n, dim) array, float32 unless the precision says otherwise.
         """
         config = self.call_config(config, max_batch_tokens=max_batch_tokens)
+        prompt_length = self._tokenizer_for(config).prompt_length(prompt) if prompt and not config.include_prompt \
+            else 0
+        return self.encode_rows(rows, config, prompt_length=prompt_length, batch_size=batch_size,
+                                show_progress_bar=show_progress_bar, quantize=quantize)
+
+    def encode_rows(self, rows: Rows, config: EncodeConfig | None = None, *, prompt_length: int = 0,
+                    batch_size: int = 32, show_progress_bar: bool = False, quantize: bool = True) -> np.ndarray:
+        """``encode_tokenized`` with the prompt's token count given directly (``prompt_length``: the tokens to
+        exclude from pooling when ``config.include_prompt`` is False, ``model.tokenizer.prompt_length(prompt)``)."""
+        config = self.call_config(config)
         batch_size = positive_int("batch_size", batch_size)
         tokenizer = self._tokenizer_for(config)
-        prompt_length = tokenizer.prompt_length(prompt) if prompt and not config.include_prompt else 0
         dim = config.truncate_dim or self._spec.dimension
         out = np.zeros((len(rows), dim), dtype=np.float32)
         bar = tqdm(total=len(rows), desc="Batches", unit="text") if show_progress_bar and rows else None

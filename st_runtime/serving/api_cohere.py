@@ -27,7 +27,7 @@ async def rerank(core: ServingCore, call: Call) -> Response:
     return_documents = optional(body, "return_documents", bool, False)
     raw = optional(body, "raw_scores", bool, False)
     scores, tokens = await core.score(call, served, query, documents, raw=raw, truncate=body.get("truncate"),
-                                      param="documents")
+                                      prompt_name=body.get("prompt_name"), param="documents")
     order = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_n]
     results = [{"index": i, "relevance_score": float(scores[i]),
                 **({"document": {"text": documents[i]}} if return_documents else {})} for i in order]

@@ -43,7 +43,8 @@ async def rerank(core: ServingCore, call: Call) -> Response:
     top_n = positive_int(body, "top_n")
     return_text = optional(body, "return_text", bool, False)
     raw = optional(body, "raw_scores", bool, False)
-    scores, _ = await core.score(call, served, query, texts, raw=raw, truncate=body.get("truncate"), param="texts")
+    scores, _ = await core.score(call, served, query, texts, raw=raw, truncate=body.get("truncate"),
+                              prompt_name=body.get("prompt_name"), param="texts")
     order = sorted(range(len(texts)), key=lambda i: -scores[i])[:top_n]
     return json_response([{"index": i, "score": float(scores[i]), **({"text": texts[i]} if return_text else {})}
                           for i in order])

@@ -228,14 +228,15 @@ class ServingCore:
         return await self.infer(call, served, texts, prompt=prompt, truncate=self.truncation(truncate), param=param)
 
     async def score(self, call: Call, served: ServedModel, query: str, documents: list[str], *, raw: bool = False,
-                    truncate: Any = None, param: str = "texts") -> tuple[np.ndarray, int]:
+                    truncate: Any = None, prompt_name: Any = None, param: str = "texts") -> tuple[np.ndarray, int]:
         """Float64 relevance scores of (query, document) pairs (logits when ``raw``) and their token count."""
         if served.num_labels != 1:
             raise ApiError(400, f"The model {served.name!r} has {served.num_labels} labels; rerank needs a "
                                 "cross-encoder with one score.", "not_a_reranker", param="model")
         documents = self.limit_inputs(documents, param)
         query = self.limit_inputs([query], "query", count=False)[0]
-        logits, tokens = await self.infer(call, served, [(query, d) for d in documents],
+        prompt = served.resolve_prompt(prompt_name)  # a cross-encoder's prompt goes before the query
+        logits, tokens = await self.infer(call, served, [(query, d) for d in documents], prompt=prompt,
                                           truncate=self.truncation(truncate), param=param)
         logits = np.asarray(logits, dtype=np.float64)
         scores = logits if raw else served.activation(logits)

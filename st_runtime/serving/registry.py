@@ -70,23 +70,38 @@ def _is_reranker(model: Any) -> bool:
     return isinstance(model, CrossEncoder) or (hasattr(model, "predict") and not hasattr(model, "encode"))
 
 
+def engine_config(served: "ServedModel") -> Any:
+    """The model's own immutable configuration, handed whole to the engine, with the server's token budget per
+    sub-batch (``--max-batch-tokens``); cached while the model's configuration stays the same object."""
+    base = served.model.config
+    cached = served._engine_config
+    if cached is None or cached[0] is not base:
+        budget = served.config.max_batch_tokens
+        cached = (base, base.replace(max_batch_tokens=budget) if base.max_batch_tokens != budget else base)
+        served._engine_config = cached
+    return cached[1]
+
+
 def _run_embedding(served: "ServedModel", prompt: Any, texts: list, rows: list[Row]) -> np.ndarray:
     model, cfg = served.model, served.config
-    hook = getattr(model, "encode_tokenized", None)
-    if hook is not None:  # one tokenization: the rows the server already made
-        return np.asarray(hook(rows, prompt=prompt or None, batch_size=cfg.max_batch_size,
-                               max_batch_tokens=cfg.max_batch_tokens), dtype=np.float32)
+    if hasattr(model, "encode_rows") and hasattr(model, "config"):
+        # One tokenization: the engine runs on the rows the server made (prompt already prepended).
+        config = engine_config(served)
+        length = model.tokenizer.prompt_length(prompt) if prompt and not config.include_prompt else 0
+        return np.asarray(model.encode_rows(rows, config, prompt_length=length, batch_size=cfg.max_batch_size),
+                          dtype=np.float32)
     return np.asarray(model.encode(texts, prompt=prompt or None, batch_size=cfg.max_batch_size,
                                    max_batch_tokens=cfg.max_batch_tokens), dtype=np.float32)
 
 
-def _run_rerank(served: "ServedModel", key: Any, pairs: list, rows: list[Row]) -> np.ndarray:
+def _run_rerank(served: "ServedModel", prompt: Any, pairs: list, rows: list[Row]) -> np.ndarray:
     # Logits, float32; the activation runs in float64 afterwards, exactly as CrossEncoder.rank does.
     model, cfg = served.model, served.config
-    hook = getattr(model, "predict_tokenized", None)
-    if hook is not None:
-        return np.asarray(hook(rows, batch_size=cfg.max_batch_size, activation_fn="identity"), dtype=np.float32)
-    return np.asarray(model.predict(pairs, batch_size=cfg.max_batch_size, activation_fn="identity"),
+    if hasattr(model, "logits_rows") and hasattr(model, "config"):
+        return np.asarray(model.logits_rows(rows, engine_config(served), batch_size=cfg.max_batch_size),
+                          dtype=np.float32)
+    kwargs = {"prompt": prompt} if prompt else {}
+    return np.asarray(model.predict(pairs, batch_size=cfg.max_batch_size, activation_fn="identity", **kwargs),
                       dtype=np.float32)
 
 
@@ -134,6 +149,7 @@ class ServedModel:
         self.family = kind_of(model)
         self.kind = self.family.name
         self.created = int(time.time())
+        self._engine_config: tuple[Any, Any] | None = None
         self.batcher = DynamicBatcher(
             self._run, max_batch_size=config.max_batch_size, max_batch_tokens=config.max_batch_tokens,
             wait_ms=config.batch_wait_ms, name=name,
@@ -173,7 +189,7 @@ class ServedModel:
         """Token rows of each text (prompt prepended) or pair, as the model sees them; with ``truncate=False`` an
         input longer than max_seq_length is a 413 instead of being cut. Runs in a thread (tokenizers is GIL-free)."""
         tokenizer = self.model.tokenizer
-        batch = [prompt + t for t in items] if prompt else list(items)
+        batch = [_with_prompt(prompt, t) for t in items] if prompt else list(items)
         if truncate or tokenizer.max_seq_length is None:
             return tokenizer.encode(batch)
         rows, cut = tokenizer.encode_checked(batch)
@@ -194,6 +210,11 @@ class ServedModel:
         item: Any = ("warm up", "warm up") if self.family.pairs else "warm up"
         rows = self.tokenize([item])
         self._run(None, [(item, rows[0])])
+
+
+def _with_prompt(prompt: str, item: Any) -> Any:
+    """The prompt before a text, or before the first text of a pair (as sentence-transformers' CrossEncoder does)."""
+    return (prompt + item[0], item[1]) if isinstance(item, tuple) else prompt + item
 
 
 class ModelRegistry:

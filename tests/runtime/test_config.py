@@ -112,3 +112,12 @@ def test_semantic_search_refuses_a_negative_top_k():
     with pytest.raises(InputValidationError, match="top_k"):
         util.semantic_search(a, a, top_k=-1)
     assert util.semantic_search(a, a, top_k=0) == [[], [], []]
+
+
+def test_encode_rows_takes_the_prompt_length(export_bundle):
+    model = SentenceTransformer(export_bundle("bert-noprompt-pool"))
+    prompt = "query: "
+    rows = model.tokenizer.encode([prompt + t for t in TEXTS])
+    length = model.tokenizer.prompt_length(prompt)
+    assert np.array_equal(model.encode_rows(rows, prompt_length=length), model.encode(TEXTS, prompt=prompt))
+    assert np.array_equal(model.encode_tokenized(rows, prompt), model.encode(TEXTS, prompt=prompt))

@@ -48,17 +48,23 @@ class ServerThread:
 
 
 class SlowEncoder:
-    """A model whose encode / predict sleeps first (timeouts, backpressure, drain)."""
+    """A model whose inference calls (encode, and encode_rows where the model has it) sleep first."""
+
+    _SLOW = ("encode", "encode_rows")
 
     def __init__(self, model, delay: float) -> None:
         self._model, self.delay = model, delay
 
-    def encode(self, *args, **kwargs):
-        time.sleep(self.delay)
-        return self._model.encode(*args, **kwargs)
-
     def __getattr__(self, name):
-        return getattr(self._model, name)
+        value = getattr(self._model, name)
+        if name not in self._SLOW:
+            return value
+
+        def slow(*args, **kwargs):
+            time.sleep(self.delay)
+            return value(*args, **kwargs)
+
+        return slow
 
 
 def free_port() -> int:
