@@ -14,7 +14,9 @@ failed. ``--spawn BUNDLE`` starts ``st-runtime serve`` on a free local port, run
 baseline after the server stopped (so they never share the CPUs):
 
 - throughput: 8 clients x 8 texts per request, server texts/s as a share of in-process texts/s (batch 32);
-- latency: 1 client x 1 text, server p50 minus in-process p50 of ``encode`` on one text.
+- latency: 1 client x 1 text, server p50 minus in-process p50 of ``encode`` on one text;
+- CPU per text: the server process's CPU seconds per text (8 x 8 run) against in-process ``encode``'s, which
+  other load on a shared machine disturbs much less than wall-clock rates.
 """
 
 from __future__ import annotations
@@ -45,6 +47,22 @@ def free_port() -> int:
 @contextlib.contextmanager
 def spawned_server(bundle: str, serve_args: list[str] = (), startup_timeout: float = 120.0) -> Iterator[str]:
     """Run ``st-runtime serve BUNDLE`` on 127.0.0.1:<free port>; yield its URL; stop it on exit."""
+    with spawned_process(bundle, serve_args, startup_timeout) as (url, _):
+        yield url
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (psutil), threads included."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+@contextlib.contextmanager
+def spawned_process(bundle: str, serve_args: list[str] = (), startup_timeout: float = 120.0
+                    ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``spawned_server`` that also yields the server's process (for its CPU time)."""
     import httpx
 
     port = free_port()
@@ -71,7 +89,7 @@ def spawned_server(bundle: str, serve_args: list[str] = (), startup_timeout: flo
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the server did not answer /health within {startup_timeout:g} s:\n{log_tail()}")
                 time.sleep(0.1)
-            yield url
+            yield url, proc
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -178,13 +196,16 @@ def in_process_baseline(bundle: str, seconds: float = 5.0, batch_size: int = 32,
             model.predict([(texts[0], t) for t in chunk], batch_size=batch_size)
     step(texts[:batch_size])  # warm-up
     done, start, i = 0, time.perf_counter(), 0
+    cpu = time.process_time()
     while time.perf_counter() - start < seconds:
         chunk = [texts[(i + k) % len(texts)] for k in range(batch_size)]
         step(chunk)
         done += len(chunk)
         i += batch_size
     elapsed = time.perf_counter() - start
-    return {"texts_per_s": done / elapsed, "batch_size": batch_size, "texts": done, "elapsed_s": elapsed}
+    cpu = time.process_time() - cpu
+    return {"texts_per_s": done / elapsed, "batch_size": batch_size, "texts": done, "elapsed_s": elapsed,
+            "cpu_ms_per_text": 1000.0 * cpu / max(1, done)}
 
 
 def in_process_latency(bundle: str, seconds: float = 5.0, model=None) -> dict:
@@ -209,14 +230,19 @@ def compare(bundle: str, duration: float, serve_args: list[str] = (), timeout: f
     """The server's overhead against in-process encode: 8 clients x 8 texts (texts/s) and 1 client x 1 text (p50)."""
     from st_runtime.serving.registry import load_model
 
-    with spawned_server(bundle, list(serve_args)) as url:
+    with spawned_process(bundle, list(serve_args)) as (url, proc):
+        cpu = process_cpu_seconds(proc.pid)
         throughput = run_load(url, concurrency=8, texts_per_request=8, duration=duration, timeout=timeout)
+        # CPU the server spent per text (warm-up request included): less sensitive to other load than texts/s
+        texts = throughput["requests"] * 8 + 8
+        throughput["server_cpu_ms_per_text"] = 1000.0 * (process_cpu_seconds(proc.pid) - cpu) / texts
         latency = run_load(url, concurrency=1, texts_per_request=1, duration=duration, timeout=timeout)
     model = load_model(bundle)
     base_tp = in_process_baseline(bundle, seconds=min(duration, 5.0), model=model)
     base_lat = in_process_latency(bundle, seconds=min(duration, 5.0), model=model)
     return {"throughput": throughput, "latency": latency, "in_process": base_tp, "in_process_batch1": base_lat,
             "throughput_share": throughput["texts_per_s"] / base_tp["texts_per_s"],
+            "cpu_share": base_tp["cpu_ms_per_text"] / throughput["server_cpu_ms_per_text"],
             "p50_overhead_ms": (latency["p50_ms"] or float("nan")) - base_lat["p50_ms"]}
 
 
@@ -228,6 +254,8 @@ def format_compare(result: dict) -> str:
         f" batch-1 p50 {result['in_process_batch1']['p50_ms']:.2f} ms",
         f"server/in-process: {100 * result['throughput_share']:.0f} % of texts/s (8 clients x 8 texts); "
         f"p50 overhead at concurrency 1: {result['p50_overhead_ms']:+.2f} ms",
+        f"CPU per text: server {tp['server_cpu_ms_per_text']:.2f} ms, in-process {result['in_process']['cpu_ms_per_text']:.2f}"
+        f" ms ({100 * result['cpu_share']:.0f} % efficiency; the client's own CPU not counted)",
     ])
 
 

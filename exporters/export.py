@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from st_runtime import corpus
+from st_runtime.errors import ExportError
 from st_runtime.manifest import Manifest
 
 from . import bundle_writer, parity
@@ -19,6 +20,7 @@ from .cross_encoder import write_cross_encoder
 from .graph import EMBEDDING_OUTPUTS, EmbeddingGraph, check_modules
 from .source import SourceModel, load_source
 from .sparse import write_sparse_encoder
+from .static import is_static, write_static
 from .specs import architecture, embedding_spec
 from .variants import add_variants, check_calibration
 
@@ -65,6 +67,11 @@ def export_model(
             manifest = write_cross_encoder(source, tmp, parity_texts, atol, progress)
         elif source.kind == "sparse-encoder":
             manifest = write_sparse_encoder(source, tmp, parity_texts, atol, progress)
+        elif is_static(source.model):
+            if variants:
+                raise ExportError("A StaticEmbedding model has no graph to optimize or quantize: export it without "
+                                  "--variants (it runs in numpy).")
+            manifest = write_static(source, tmp, parity_texts, atol, progress)
         else:
             manifest = write_embedding(source, tmp, parity_texts, atol, progress)
         if variants:
