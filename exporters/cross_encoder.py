@@ -49,7 +49,9 @@ def write_cross_encoder(source: SourceModel, tmp: Path, pairs: Sequence | None, 
     check_modules(ce)
     config = ce[0].auto_model.config
     labels = [str(config.id2label[i]) for i in range(ce.num_labels)] if getattr(config, "id2label", None) else []
-    spec = CrossEncoderSpec(num_labels=int(ce.num_labels), activation=activation_name(ce.activation_fn), labels=labels)
+    spec = CrossEncoderSpec(num_labels=int(ce.num_labels), activation=activation_name(ce.activation_fn), labels=labels,
+                            prompts=dict(getattr(ce, "prompts", None) or {}),
+                            default_prompt_name=getattr(ce, "default_prompt_name", None))
     example = example_inputs(ce, [("A short query", "A passage that answers it."),
                                   ("Another query with more words", "Short.")])
     arch = architecture(config)

@@ -44,14 +44,21 @@ def packaged_path(name: str) -> Path | None:
     return Path(getattr(importlib.import_module(module), attr))
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnsupportedModelError(f"{path} is not valid JSON ({exc}); re-save the model with sentence-transformers.") from exc
+    if not isinstance(data, dict):
+        raise UnsupportedModelError(f"{path} should hold a JSON object, got {type(data).__name__}; re-save the model.")
+    return data
+
+
 def detect_kind(path: Path) -> str:
     """'cross-encoder', 'sentence-transformer', 'sparse-encoder' or 'multi-vector-encoder' from a folder's files."""
     st_config = path / "config_sentence_transformers.json"
     if st_config.is_file():
-        try:
-            data = json.loads(st_config.read_text())
-        except json.JSONDecodeError as exc:
-            raise UnsupportedModelError(f"{st_config} is not valid JSON: {exc}") from exc
+        data = _read_json(st_config)
         model_type = str(data.get("model_type", ""))
         if model_type == "CrossEncoder":
             return "cross-encoder"
@@ -66,7 +73,7 @@ def detect_kind(path: Path) -> str:
         return "sentence-transformer"
     config = path / "config.json"
     if config.is_file():
-        archs = json.loads(config.read_text()).get("architectures") or []
+        archs = _read_json(config).get("architectures") or []
         if any(a.endswith("ForSequenceClassification") for a in archs):
             return "cross-encoder"
         return "sentence-transformer"  # plain transformers encoder: ST adds mean pooling
@@ -107,6 +114,11 @@ def load_source(name_or_path: str | None, kind: str | None = None, device: str =
         raise ExportError(
             f"Could not load {name!r}: {exc}. If it is a Hub id, this machine may have no access to the Hub: "
             "download the model elsewhere and pass its folder."
+        ) from exc
+    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:  # malformed folders
+        raise ExportError(
+            f"sentence-transformers could not load {name!r} ({type(exc).__name__}: {exc}). Check that the folder "
+            "loads with sentence-transformers itself (it is what st-runtime export reads), then export again."
         ) from exc
     model.eval()
     if cls is SentenceTransformer and kind is None:

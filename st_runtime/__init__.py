@@ -7,7 +7,9 @@ openvino are imported only when a graph is opened.
 from __future__ import annotations
 
 from . import util
+from .config import EncodeConfig, RerankConfig
 from .errors import (
+    BackendNotInstalledError,
     BackendUnavailableError,
     BundleError,
     BundleNotFoundError,
@@ -16,8 +18,11 @@ from .errors import (
     InputValidationError,
     IntegrityError,
     ManifestError,
+    NotProvidedError,
     ParityError,
     StRuntimeError,
+    UnsupportedArgumentError,
+    UnsupportedDeviceError,
     UnsupportedModelError,
     WrongModelKindError,
 )
@@ -54,6 +59,12 @@ __all__ = [
     "IntegrityError",
     "WrongModelKindError",
     "BackendUnavailableError",
+    "BackendNotInstalledError",
+    "UnsupportedDeviceError",
+    "UnsupportedArgumentError",
+    "NotProvidedError",
+    "EncodeConfig",
+    "RerankConfig",
     "InputValidationError",
     "InputTypeError",
     "ExportError",

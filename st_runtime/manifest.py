@@ -72,6 +72,8 @@ class CrossEncoderSpec:
     num_labels: int = 1
     activation: str = "sigmoid"
     labels: list[str] = field(default_factory=list)
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
 
 
 @dataclass
