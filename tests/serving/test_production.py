@@ -37,10 +37,13 @@ def test_api_keys_with_the_openai_client(serve_models, start_server, caplog):
         got = oai.embeddings.create(model="bert", input=["hello"], encoding_format="float").data[0].embedding
         np.testing.assert_allclose(got, bi.encode("hello"), atol=1e-6, rtol=0)
         assert {m.id for m in oai.models.list()} == {"bert", "ce"}
-    wrong = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="sk-first-key-12", max_retries=0)  # a prefix
-    with pytest.raises(openai.AuthenticationError) as info:
-        wrong.embeddings.create(model="bert", input=["hello"])
-    assert info.value.status_code == 401 and info.value.body["code"] == "invalid_api_key"
+    # a prefix, a longer key, and no Authorization header at all (the client insists on a key: omit the header)
+    for bad, headers in (("sk-first-key-12", None), ("sk-first-key-1234", None),
+                         ("unused", {"Authorization": openai.Omit()})):
+        wrong = openai.OpenAI(base_url=f"{srv.url}/v1", api_key=bad, max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as info:
+            wrong.embeddings.create(model="bert", input=["hello"], extra_headers=headers)
+        assert info.value.status_code == 401 and info.value.body["code"] == "invalid_api_key"
     with httpx.Client(base_url=srv.url, timeout=30) as client:
         for headers in ({}, {"Authorization": "Basic " + keys[0]}, {"Authorization": "Bearer"},
                         {"Authorization": f"bearer {keys[1]}x"}):
@@ -405,3 +408,26 @@ def test_each_request_is_tokenized_once(serve_models, start_server, monkeypatch)
     ranked = httpx.post(f"{srv.url}/rerank", json={"query": "q", "texts": texts}).json()
     np.testing.assert_allclose([r["score"] for r in ranked], [r["score"] for r in ce.rank("q", texts)],
                                atol=1e-6, rtol=0)
+
+
+def test_batcher_raises_typed_errors():
+    import asyncio
+
+    from st_runtime.errors import InputValidationError, StRuntimeError
+    from st_runtime.serving.batcher import DynamicBatcher
+    from st_runtime.serving.errors import BatcherClosedError
+
+    with pytest.raises(InputValidationError):
+        DynamicBatcher(lambda key, items: items, max_batch_size=0)
+
+    async def closed() -> None:
+        batcher = DynamicBatcher(lambda key, items: np.zeros((len(items), 1)))
+        with pytest.raises(BatcherClosedError):  # not started
+            await batcher.submit(["a"])
+        await batcher.start()
+        assert (await batcher.submit(["a", "b"])).shape == (2, 1)
+        await batcher.close()
+        with pytest.raises(StRuntimeError):
+            await batcher.submit(["a"])
+
+    asyncio.run(closed())
