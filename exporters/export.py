@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from st_runtime import corpus
+from st_runtime.errors import ExportError
 from st_runtime.manifest import Manifest
 
 from . import bundle_writer, parity
@@ -19,8 +20,9 @@ from .cross_encoder import write_cross_encoder
 from .graph import EMBEDDING_OUTPUTS, EmbeddingGraph, check_modules
 from .source import SourceModel, load_source
 from .sparse import write_sparse_encoder
+from .static import is_static, write_static
 from .specs import architecture, embedding_spec
-from .variants import add_variants
+from .variants import add_variants, check_calibration
 
 __all__ = ["export_model", "write_embedding", "embedding_parity", "default_texts",
            # the shared steps, re-exported for callers that imported them from here
@@ -47,13 +49,17 @@ def export_model(
     atol: float = FP32_ATOL,
     force: bool = False,
     progress: Progress = _quiet,
+    eval_tasks: Sequence[Any] = (),
 ) -> Path:
     """Export ``model`` (folder, packaged model or Hub id; None = all-MiniLM-L6-v2) to the bundle folder ``out``.
 
     The fp32 graph is always written and must match torch within ``atol``; ``variants`` adds optimized
-    and quantized graphs, each behind its accuracy gate. Any failure leaves nothing at ``out``.
+    and quantized graphs, each behind its accuracy gate (``eval_tasks``: the user's own tasks from
+    ``tasks.user_ir_task`` / ``user_sts_task`` join every reduced-precision gate). Any failure leaves nothing at ``out``.
     """
     started = time.perf_counter()
+    if calibration and variants:
+        check_calibration(calibration, eval_tasks)  # before minutes of tracing
     progress(f"loading {model or 'the default model (all-MiniLM-L6-v2)'}")
     source = load_source(model)
     with bundle_writer.staging_dir(Path(out), overwrite) as tmp:
@@ -61,10 +67,16 @@ def export_model(
             manifest = write_cross_encoder(source, tmp, parity_texts, atol, progress)
         elif source.kind == "sparse-encoder":
             manifest = write_sparse_encoder(source, tmp, parity_texts, atol, progress)
+        elif is_static(source.model):
+            if variants:
+                raise ExportError("A StaticEmbedding model has no graph to optimize or quantize: export it without "
+                                  "--variants (it runs in numpy).")
+            manifest = write_static(source, tmp, parity_texts, atol, progress)
         else:
             manifest = write_embedding(source, tmp, parity_texts, atol, progress)
         if variants:
-            add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress)
+            add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress,
+                         eval_tasks=eval_tasks)
         seal(tmp, manifest)
         final = bundle_writer.commit(tmp, Path(out))
     progress(f"wrote {final} in {time.perf_counter() - started:.1f} s")

@@ -35,6 +35,10 @@ def revalidate(bundle: Bundle, model: str | None = None, variants: Sequence[str]
                 from .sparse import sparse_parity
 
                 report = sparse_parity(source.model, bundle.root, None, atol, variant=name)
+            elif spec.format == "static-embedding":
+                from .static import static_parity
+
+                report = static_parity(source.model, bundle.root, None, atol, variant=name)
             else:
                 from .export import embedding_parity
 

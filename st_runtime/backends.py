@@ -37,6 +37,8 @@ class GraphSession(Protocol):
 
 def is_installed(fmt: str) -> bool:
     """Whether the runtime library for a graph format ('onnx' or 'openvino') is importable."""
+    if fmt == "static-embedding":  # numpy only (st_runtime.static_embedding)
+        return True
     module = {"onnx": "onnxruntime", "openvino": "openvino"}[fmt]
     return importlib.util.find_spec(module) is not None
 
@@ -166,6 +168,10 @@ class OpenVINOSession:
 
 def open_session(path: Path, fmt: str, device: str | None = None, threads: int | None = None, settings: dict | None = None) -> GraphSession:
     """Create the backend session for a graph file of format 'onnx' or 'openvino'."""
+    if fmt == "static-embedding":
+        from .static_embedding import StaticEmbeddingSession
+
+        return StaticEmbeddingSession(path, settings)
     if fmt == "onnx":
         return OnnxRuntimeSession(path, device=device, threads=threads)
     if fmt == "openvino":
