@@ -431,3 +431,32 @@ def test_batcher_raises_typed_errors():
             await batcher.submit(["a"])
 
     asyncio.run(closed())
+
+
+def test_request_bodies_held_at_once_are_bounded(serve_models, start_server):
+    """Slow clients holding large bodies cannot make the server buffer more than --max-buffered-bytes."""
+    import socket
+
+    bi, _ = serve_models
+    srv = start_server({"bert": bi}, ServeConfig(max_body_bytes=2000, max_buffered_bytes=3000, body_timeout=1.5))
+    socks = []
+    for _ in range(2):  # two clients announce 1,400 bytes each and send nothing more
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1400\r\n\r\n{")
+        socks.append(sock)
+    time.sleep(0.3)
+    assert srv.core.body_budget.held == 2800
+    body = json.dumps({"input": "x" * 1000}).encode()
+    start = time.monotonic()
+    refused = httpx.post(f"{srv.url}/v1/embeddings", content=body, headers={"content-type": "application/json"})
+    assert refused.status_code == 429 and "--max-buffered-bytes" in refused.json()["error"]["message"]
+    assert time.monotonic() - start < 1.0 and refused.headers["retry-after"] == "1"
+    assert httpx.post(f"{srv.url}/v1/embeddings", json={"input": "tiny"}).status_code == 200  # fits beside them
+    for sock in socks:  # the slow bodies time out (408) and give their bytes back
+        sock.settimeout(5)
+        assert b" 408 " in sock.recv(65536).split(b"\r\n", 1)[0] + b" "
+        sock.close()
+    assert srv.core.body_budget.held == 0
+    assert httpx.post(f"{srv.url}/v1/embeddings", content=body,
+                      headers={"content-type": "application/json"}).status_code == 200
