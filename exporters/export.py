@@ -22,7 +22,7 @@ from .source import SourceModel, load_source
 from .sparse import write_sparse_encoder
 from .static import is_static, write_static
 from .specs import architecture, embedding_spec
-from .variants import add_variants
+from .variants import add_variants, check_calibration
 
 __all__ = ["export_model", "write_embedding", "embedding_parity", "default_texts",
            # the shared steps, re-exported for callers that imported them from here
@@ -49,13 +49,17 @@ def export_model(
     atol: float = FP32_ATOL,
     force: bool = False,
     progress: Progress = _quiet,
+    eval_tasks: Sequence[Any] = (),
 ) -> Path:
     """Export ``model`` (folder, packaged model or Hub id; None = all-MiniLM-L6-v2) to the bundle folder ``out``.
 
     The fp32 graph is always written and must match torch within ``atol``; ``variants`` adds optimized
-    and quantized graphs, each behind its accuracy gate. Any failure leaves nothing at ``out``.
+    and quantized graphs, each behind its accuracy gate (``eval_tasks``: the user's own tasks from
+    ``tasks.user_ir_task`` / ``user_sts_task`` join every reduced-precision gate). Any failure leaves nothing at ``out``.
     """
     started = time.perf_counter()
+    if calibration and variants:
+        check_calibration(calibration, eval_tasks)  # before minutes of tracing
     progress(f"loading {model or 'the default model (all-MiniLM-L6-v2)'}")
     source = load_source(model)
     with bundle_writer.staging_dir(Path(out), overwrite) as tmp:
@@ -71,7 +75,8 @@ def export_model(
         else:
             manifest = write_embedding(source, tmp, parity_texts, atol, progress)
         if variants:
-            add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress)
+            add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress,
+                         eval_tasks=eval_tasks)
         seal(tmp, manifest)
         final = bundle_writer.commit(tmp, Path(out))
     progress(f"wrote {final} in {time.perf_counter() - started:.1f} s")

@@ -16,7 +16,7 @@ from .config import RerankConfig
 from .engine import GraphRunner
 from .errors import InputValidationError
 from .inputs import pair_batch, positive_int
-from .loading import build_runner
+from .loading import AutoPolicy, build_runner
 from .manifest import MANIFEST_NAME, Manifest
 from .model_base import RunnerModel
 
@@ -95,6 +95,9 @@ class CrossEncoder(RunnerModel):
         threads: int | None = None,
         verify: bool = True,
         file_name: str | None = None,
+        allow_batch_dependent: bool = False,
+        min_retention: float | None = None,
+        min_top10: float | None = None,
     ) -> None:
         from .st_folder import is_st_folder, open_st_cross_encoder_folder
 
@@ -119,9 +122,10 @@ class CrossEncoder(RunnerModel):
         else:
             bundle = self.bundle = Bundle.open(path, expected_kind="cross-encoder", verify=verify)
             chosen = variant_for_backend(bundle, variant, backend)
+            policy = AutoPolicy(allow_batch_dependent, min_retention, min_top10)  # only variant="auto" reads it
 
             def opener(dev: str | None) -> tuple[str, GraphRunner]:
-                return build_runner(bundle, chosen, dev, threads)
+                return build_runner(bundle, chosen, dev, threads, policy)
 
             self.variant, runner = opener(device)
             manifest = bundle.manifest

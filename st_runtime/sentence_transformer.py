@@ -16,7 +16,7 @@ from .config import DEFAULT_BATCH_TOKENS, EncodeConfig
 from .engine import GraphRunner
 from .errors import InputValidationError
 from .inputs import positive_int, text_batch
-from .loading import build_runner
+from .loading import AutoPolicy, build_runner
 from .manifest import MANIFEST_NAME, EmbeddingSpec, Manifest
 from .model_base import RunnerModel, Rows
 from .similarity import PAIRWISE, SIMILARITY
@@ -35,7 +35,9 @@ class SentenceTransformer(RunnerModel):
     ``SentenceTransformer("bundle_dir")`` opens a bundle written by ``st-runtime export``; settings (pooling,
     prompts, similarity, max length) come from its manifest and form ``model.config``, the one immutable
     ``EncodeConfig`` that every path (pool workers, device moves, ``embed``, ``evaluate``, the server) receives.
-    ``variant`` picks a graph in the bundle ('auto' chooses the best this machine runs), ``device`` maps to
+    ``variant`` picks a graph in the bundle ('auto' chooses the fastest this machine runs among those that passed
+    their accuracy gate and are batch-independent unless ``allow_batch_dependent``, with optional floors
+    ``min_retention`` on the recorded NDCG@10 retention and ``min_top10`` on top-10 overlap), ``device`` maps to
     execution providers. sentence-transformers' loading arguments that need torch or the Hub are refused by name
     (``st_runtime.compat.REFUSED``).
     """
@@ -65,6 +67,9 @@ class SentenceTransformer(RunnerModel):
         threads: int | None = None,
         verify: bool = True,
         file_name: str | None = None,
+        allow_batch_dependent: bool = False,
+        min_retention: float | None = None,
+        min_top10: float | None = None,
     ) -> None:
         from .st_folder import is_st_folder, open_st_folder
 
@@ -91,8 +96,10 @@ class SentenceTransformer(RunnerModel):
             bundle = self.bundle = Bundle.open(path, expected_kind="sentence-transformer", verify=verify)
             chosen = variant_for_backend(bundle, variant, backend)
 
+            policy = AutoPolicy(allow_batch_dependent, min_retention, min_top10)  # only variant="auto" reads it
+
             def opener(dev: str | None) -> tuple[str, GraphRunner]:
-                return build_runner(bundle, chosen, dev, threads)
+                return build_runner(bundle, chosen, dev, threads, policy)
 
             self.variant, runner = opener(device)
             self._factory = functools.partial(type(self), str(bundle.root), variant=self.variant, verify=False)

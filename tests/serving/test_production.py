@@ -366,3 +366,42 @@ def test_a_new_family_plugs_in_as_kind_and_adapter(serve_models):
             srv.stop()
     finally:
         registry._KINDS[:] = [k for k in registry._KINDS if k.name != "sparse"]
+
+
+# ----- one tokenization -------------------------------------------------------------------------------------
+def test_each_request_is_tokenized_once(serve_models, start_server, monkeypatch):
+    """The rows that give the token budget, `usage` and the truncate check are the rows the engine runs on."""
+    from st_runtime.tokenization import TextTokenizer
+
+    bi, ce = serve_models
+    srv = start_server({"bert": bi, "ce": ce})
+    calls: list[int] = []
+    for name in ("encode", "encodings"):  # encode_checked goes through encodings
+        original = getattr(TextTokenizer, name)
+
+        def counting(self, batch, _original=original):
+            calls.append(len(batch))
+            return _original(self, batch)
+
+        monkeypatch.setattr(TextTokenizer, name, counting)
+    texts = ["one text", "another, longer text for the batch", "three"]
+    with httpx.Client(base_url=srv.url, timeout=30) as c:
+        for path, body, rows in [
+            ("/v1/embeddings", {"input": texts, "encoding_format": "float"}, 3),
+            ("/v1/embeddings", {"input": texts, "prompt_name": "query", "truncate": True}, 3),
+            ("/embed", {"inputs": texts}, 3),
+            ("/similarity", {"sentences_a": texts[:1], "sentences_b": texts[1:]}, 3),
+            ("/rerank", {"query": "q", "texts": texts}, 3),
+            ("/v1/rerank", {"query": "q", "documents": texts, "truncate": True}, 3),
+        ]:
+            calls.clear()
+            response = c.post(path, json=body)
+            assert response.status_code == 200, response.text
+            assert calls == [rows], (path, calls)
+    got = httpx.post(f"{srv.url}/v1/embeddings", json={"input": texts, "prompt_name": "query",
+                                                       "encoding_format": "float"}).json()
+    np.testing.assert_allclose([d["embedding"] for d in got["data"]], bi.encode(texts, prompt_name="query"),
+                               atol=1e-6, rtol=0)
+    ranked = httpx.post(f"{srv.url}/rerank", json={"query": "q", "texts": texts}).json()
+    np.testing.assert_allclose([r["score"] for r in ranked], [r["score"] for r in ce.rank("q", texts)],
+                               atol=1e-6, rtol=0)
