@@ -11,7 +11,7 @@ from st_runtime.bundle import Bundle
 from st_runtime.errors import ExportError, InputValidationError
 from st_runtime.manifest import Manifest, VariantSpec
 
-from . import bundle_writer, gates, sparse_gates, tasks
+from . import bundle_writer, gates, multi_vector_gates, sparse_gates, tasks
 from .bundle_steps import finish_manifest, seal
 from .calibration import roles, weight_matmuls
 from .onnx_variants import (
@@ -73,6 +73,9 @@ class _Gatekeeper:
         elif kind == "sparse-encoder":
             self.reference = sparse_gates.sparse_reference(source_model)
             self._selection = lambda: _sparse_selection(source_model)
+        elif kind == "multi-vector-encoder":
+            self.reference = multi_vector_gates.multi_vector_reference(source_model, "gate")
+            self._selection = lambda: multi_vector_gates.multi_vector_reference(source_model, "selection")
         else:
             self.reference = gates.embedding_reference(source_model, "gate", self.user_tasks)
             self._selection = lambda: gates.embedding_reference(source_model, "selection")
@@ -92,12 +95,17 @@ class _Gatekeeper:
             return gates.measure_cross_encoder_variant(reference, self.ctx.root, name)
         if self.kind == "sparse-encoder":
             return sparse_gates.measure_sparse_variant(reference, self.ctx.root, name)
+        if self.kind == "multi-vector-encoder":
+            return multi_vector_gates.measure_multi_vector_variant(reference, self.ctx.root, name)
         return gates.measure_embedding_variant(reference, self.ctx.root, name)
 
     def gate_for(self, spec: VariantSpec) -> dict[str, float]:
         if self.kind == "sparse-encoder":  # no labelled sparse task yet: value and overlap figures only
             key = "fp32" if spec.precision == "fp32" and spec.settings.get("exact") else spec.precision
             return dict(sparse_gates.SPARSE_GATES.get(key, sparse_gates.SPARSE_GATES["int8"]))
+        if self.kind == "multi-vector-encoder":  # MaxSim retrieval overlap
+            key = "fp32" if spec.precision == "fp32" and spec.settings.get("exact") else spec.precision
+            return dict(multi_vector_gates.MULTI_VECTOR_GATES.get(key, multi_vector_gates.MULTI_VECTOR_GATES["int8"]))
         return gates.gate_for(spec.precision, bool(spec.settings.get("exact")), self.kind, bool(self.user_tasks))
 
     def build(self, name: str, force: bool) -> tuple[VariantSpec | None, dict]:
