@@ -48,15 +48,17 @@ def export_model(
     atol: float = FP32_ATOL,
     force: bool = False,
     progress: Progress = _quiet,
+    trust_remote_code: bool = False,
 ) -> Path:
     """Export ``model`` (folder, packaged model or Hub id; None = all-MiniLM-L6-v2) to the bundle folder ``out``.
 
     The fp32 graph is always written and must match torch within ``atol``; ``variants`` adds optimized
-    and quantized graphs, each behind its accuracy gate. Any failure leaves nothing at ``out``.
+    and quantized graphs, each behind its accuracy gate. Any failure leaves nothing at ``out``. A model with its
+    own modeling code (``auto_map``) is refused unless ``trust_remote_code``; that code runs only here, to trace.
     """
     started = time.perf_counter()
     progress(f"loading {model or 'the default model (all-MiniLM-L6-v2)'}")
-    source = load_source(model)
+    source = load_source(model, trust_remote_code=trust_remote_code)
     with bundle_writer.staging_dir(Path(out), overwrite) as tmp:
         if source.kind == "cross-encoder":
             from .cross_encoder import write_cross_encoder
@@ -132,7 +134,8 @@ def trace_into_bundle(source: SourceModel, tmp: Path, graph: torch.nn.Module, ex
                                       settings={"auto_rank": 1, "opset": 17})},
         default_variant="onnx",
         files={},
-        source={"model": source.name, "path": source.path},
+        source={"model": source.name, "path": source.path,
+                **({"trust_remote_code": True} if source.trust_remote_code else {})},
         architecture=arch,
         versions=library_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -23,7 +23,8 @@ __all__ = ["BUILDER_VERSION", "SPECS", "Spec", "bi_encoder_names", "build", "cac
            "fingerprint", "names"]
 
 BUILDER_VERSION = 1
-_SOURCES = ("specs.py", "builder.py", "tokenizers.py")
+_SOURCES = ("specs.py", "builder.py", "tokenizers.py", "remote_code/configuration_tiny_custom.py",
+            "remote_code/modeling_tiny_custom.py")
 _STALE_TMP_S = 3600
 
 

@@ -18,6 +18,7 @@ from .errors import (
     ManifestError,
     ParityError,
     StRuntimeError,
+    RemoteCodeError,
     UnsupportedModelError,
     WrongModelKindError,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "InputTypeError",
     "ExportError",
     "UnsupportedModelError",
+    "RemoteCodeError",
     "ParityError",
     "__version__",
 ]

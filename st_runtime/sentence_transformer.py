@@ -221,7 +221,8 @@ class SentenceTransformer(RunnerModel):
         if prompt:
             texts = [prompt + text for text in texts]
         bar = tqdm(total=len(texts), desc="Batches", unit="text") if progress else None
-        for indices, encoded, outputs in self._runner.iter_batches(texts, batch_size, max_batch_tokens, extra):
+        wanted = ["sentence_embedding"] if output_value == "sentence_embedding" else None  # token embeddings not fetched
+        for indices, encoded, outputs in self._runner.iter_batches(texts, batch_size, max_batch_tokens, extra, wanted):
             emb = outputs["sentence_embedding"]
             if truncate_dim is not None:
                 emb = emb[:, :truncate_dim]
