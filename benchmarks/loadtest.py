@@ -6,9 +6,17 @@
 ``--concurrency`` clients each send one request at a time (closed loop) until ``--duration`` seconds have passed;
 the last requests finish within ``--timeout``, so a run always ends. Embedding models get ``POST /v1/embeddings``
 (base64, as the openai client sends it), cross-encoders ``POST /rerank``; texts are real English sentences from
-``st_runtime.corpus``. Prints requests, errors, req/s, texts/s and p50/p95/p99 latency; exits 1 if any request
+``st_runtime.corpus``, sent with ``"truncate": true`` (cut at max_seq_length, as in-process ``encode`` does). Prints requests, errors, req/s, texts/s and p50/p95/p99 latency; exits 1 if any request
 failed. ``--spawn BUNDLE`` starts ``st-runtime serve`` on a free local port, runs, and stops it (SIGTERM);
 ``--baseline`` (with ``--spawn``) then measures in-process ``encode`` / ``predict`` texts/s for comparison.
+
+``--compare`` (with ``--spawn``) runs the two figures the server's overhead is judged by, then the in-process
+baseline after the server stopped (so they never share the CPUs):
+
+- throughput: 8 clients x 8 texts per request, server texts/s as a share of in-process texts/s (batch 32);
+- latency: 1 client x 1 text, server p50 minus in-process p50 of ``encode`` on one text;
+- CPU per text: the server process's CPU seconds per text (8 x 8 run) against in-process ``encode``'s, which
+  other load on a shared machine disturbs much less than wall-clock rates.
 """
 
 from __future__ import annotations
@@ -39,6 +47,22 @@ def free_port() -> int:
 @contextlib.contextmanager
 def spawned_server(bundle: str, serve_args: list[str] = (), startup_timeout: float = 120.0) -> Iterator[str]:
     """Run ``st-runtime serve BUNDLE`` on 127.0.0.1:<free port>; yield its URL; stop it on exit."""
+    with spawned_process(bundle, serve_args, startup_timeout) as (url, _):
+        yield url
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (psutil), threads included."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+@contextlib.contextmanager
+def spawned_process(bundle: str, serve_args: list[str] = (), startup_timeout: float = 120.0
+                    ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``spawned_server`` that also yields the server's process (for its CPU time)."""
     import httpx
 
     port = free_port()
@@ -65,7 +89,7 @@ def spawned_server(bundle: str, serve_args: list[str] = (), startup_timeout: flo
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the server did not answer /health within {startup_timeout:g} s:\n{log_tail()}")
                 time.sleep(0.1)
-            yield url
+            yield url, proc
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -114,12 +138,12 @@ async def _run_load(url, model, concurrency, duration, texts_per_request, timeou
 
         def body(i: int) -> dict:
             docs = [pool[(i + k + 1) % len(pool)] for k in range(texts_per_request)]
-            return {"model": model, "query": pool[i % len(pool)], "texts": docs}
+            return {"model": model, "query": pool[i % len(pool)], "texts": docs, "truncate": True}
     else:
         path = "/v1/embeddings"
 
         def body(i: int) -> dict:
-            return {"model": model, "encoding_format": encoding_format,
+            return {"model": model, "encoding_format": encoding_format, "truncate": True,
                     "input": [pool[(i + k) % len(pool)] for k in range(texts_per_request)]}
 
     latencies: list[float] = []
@@ -158,11 +182,11 @@ async def _run_load(url, model, concurrency, duration, texts_per_request, timeou
     }
 
 
-def in_process_baseline(bundle: str, seconds: float = 5.0, batch_size: int = 32) -> dict:
+def in_process_baseline(bundle: str, seconds: float = 5.0, batch_size: int = 32, model=None) -> dict:
     """Texts/s of in-process encode (or predict) on the same texts, for comparison with the server."""
-    from st_runtime.serving.app import load_model
+    from st_runtime.serving.registry import load_model
 
-    model = load_model(bundle)
+    model = model if model is not None else load_model(bundle)
     texts = _texts()
     if hasattr(model, "encode"):
         def step(chunk):
@@ -172,13 +196,67 @@ def in_process_baseline(bundle: str, seconds: float = 5.0, batch_size: int = 32)
             model.predict([(texts[0], t) for t in chunk], batch_size=batch_size)
     step(texts[:batch_size])  # warm-up
     done, start, i = 0, time.perf_counter(), 0
+    cpu = time.process_time()
     while time.perf_counter() - start < seconds:
         chunk = [texts[(i + k) % len(texts)] for k in range(batch_size)]
         step(chunk)
         done += len(chunk)
         i += batch_size
     elapsed = time.perf_counter() - start
-    return {"texts_per_s": done / elapsed, "batch_size": batch_size, "texts": done, "elapsed_s": elapsed}
+    cpu = time.process_time() - cpu
+    return {"texts_per_s": done / elapsed, "batch_size": batch_size, "texts": done, "elapsed_s": elapsed,
+            "cpu_ms_per_text": 1000.0 * cpu / max(1, done)}
+
+
+def in_process_latency(bundle: str, seconds: float = 5.0, model=None) -> dict:
+    """p50 / p95 milliseconds of in-process encode (or predict) on one text at a time, on the loadtest's texts."""
+    from st_runtime.serving.registry import load_model
+
+    model = model if model is not None else load_model(bundle)
+    texts = _texts()
+    step = (lambda t: model.encode([t])) if hasattr(model, "encode") else (lambda t: model.predict([(texts[0], t)]))
+    step(texts[0])
+    times, start, i = [], time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        sent = time.perf_counter()
+        step(texts[i % len(texts)])
+        times.append(time.perf_counter() - sent)
+        i += 1
+    lat = np.asarray(times) * 1000.0
+    return {"p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)), "calls": len(times)}
+
+
+def compare(bundle: str, duration: float, serve_args: list[str] = (), timeout: float = 30.0) -> dict:
+    """The server's overhead against in-process encode: 8 clients x 8 texts (texts/s) and 1 client x 1 text (p50)."""
+    from st_runtime.serving.registry import load_model
+
+    with spawned_process(bundle, list(serve_args)) as (url, proc):
+        cpu = process_cpu_seconds(proc.pid)
+        throughput = run_load(url, concurrency=8, texts_per_request=8, duration=duration, timeout=timeout)
+        # CPU the server spent per text (warm-up request included): less sensitive to other load than texts/s
+        texts = throughput["requests"] * 8 + 8
+        throughput["server_cpu_ms_per_text"] = 1000.0 * (process_cpu_seconds(proc.pid) - cpu) / texts
+        latency = run_load(url, concurrency=1, texts_per_request=1, duration=duration, timeout=timeout)
+    model = load_model(bundle)
+    base_tp = in_process_baseline(bundle, seconds=min(duration, 5.0), model=model)
+    base_lat = in_process_latency(bundle, seconds=min(duration, 5.0), model=model)
+    return {"throughput": throughput, "latency": latency, "in_process": base_tp, "in_process_batch1": base_lat,
+            "throughput_share": throughput["texts_per_s"] / base_tp["texts_per_s"],
+            "cpu_share": base_tp["cpu_ms_per_text"] / throughput["server_cpu_ms_per_text"],
+            "p50_overhead_ms": (latency["p50_ms"] or float("nan")) - base_lat["p50_ms"]}
+
+
+def format_compare(result: dict) -> str:
+    tp, lat = result["throughput"], result["latency"]
+    return "\n".join([
+        format_report(tp), format_report(lat),
+        f"in-process: {result['in_process']['texts_per_s']:.1f} texts/s (batch {result['in_process']['batch_size']}),"
+        f" batch-1 p50 {result['in_process_batch1']['p50_ms']:.2f} ms",
+        f"server/in-process: {100 * result['throughput_share']:.0f} % of texts/s (8 clients x 8 texts); "
+        f"p50 overhead at concurrency 1: {result['p50_overhead_ms']:+.2f} ms",
+        f"CPU per text: server {tp['server_cpu_ms_per_text']:.2f} ms, in-process {result['in_process']['cpu_ms_per_text']:.2f}"
+        f" ms ({100 * result['cpu_share']:.0f} % efficiency; the client's own CPU not counted)",
+    ])
 
 
 def format_report(result: dict, baseline: dict | None = None) -> str:
@@ -213,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
     p.add_argument("--baseline", action="store_true",
                    help="with --spawn: also time in-process encode (after the server stopped)")
+    p.add_argument("--compare", action="store_true",
+                   help="with --spawn: 8 clients x 8 texts and 1 client x 1 text against in-process encode")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     return p
 
@@ -223,6 +303,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("give exactly one of --url and --spawn BUNDLE")
     if args.concurrency < 1 or args.duration <= 0 or args.texts_per_request < 1:
         raise SystemExit("--concurrency and --texts-per-request must be >= 1, --duration > 0")
+    if args.compare:
+        if not args.spawn:
+            raise SystemExit("--compare needs --spawn BUNDLE")
+        result = compare(args.spawn, args.duration, shlex.split(args.serve_args), args.timeout)
+        print(format_compare(result), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        return 1 if result["throughput"]["errors"] or result["latency"]["errors"] else 0
     kwargs = dict(concurrency=args.concurrency, duration=args.duration, texts_per_request=args.texts_per_request,
                   timeout=args.timeout, encoding_format=args.encoding_format)
     if args.spawn:

@@ -13,6 +13,7 @@ from st_runtime.errors import UnsupportedModelError
 from st_runtime.manifest import CrossEncoderSpec, Manifest
 
 from . import parity
+from .bundle_steps import example_inputs, record_parity, trace_into_bundle
 from .graph import CROSS_ENCODER_OUTPUTS, CrossEncoderGraph, check_modules
 from .source import SourceModel
 from .specs import architecture
@@ -44,13 +45,13 @@ def default_pairs(max_seq_length: int | None, n: int = 200) -> list[tuple[str, s
 
 def write_cross_encoder(source: SourceModel, tmp: Path, pairs: Sequence | None, atol: float, progress) -> Manifest:
     """Trace a CrossEncoder into ``tmp/model.onnx`` with tokenizer and manifest, then prove parity."""
-    from .export import example_inputs, record_parity, trace_into_bundle
-
     ce = source.model
     check_modules(ce)
     config = ce[0].auto_model.config
     labels = [str(config.id2label[i]) for i in range(ce.num_labels)] if getattr(config, "id2label", None) else []
-    spec = CrossEncoderSpec(num_labels=int(ce.num_labels), activation=activation_name(ce.activation_fn), labels=labels)
+    spec = CrossEncoderSpec(num_labels=int(ce.num_labels), activation=activation_name(ce.activation_fn), labels=labels,
+                            prompts=dict(getattr(ce, "prompts", None) or {}),
+                            default_prompt_name=getattr(ce, "default_prompt_name", None))
     example = example_inputs(ce, [("A short query", "A passage that answers it."),
                                   ("Another query with more words", "Short.")])
     arch = architecture(config)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -13,28 +11,31 @@ import numpy as np
 import torch
 
 from st_runtime import corpus
-from st_runtime.manifest import Manifest, VariantSpec
+from st_runtime.errors import ExportError
+from st_runtime.manifest import Manifest
 
 from . import bundle_writer, parity
-from .graph import EMBEDDING_OUTPUTS, EmbeddingGraph, check_modules, eager_attention, export_onnx, graph_io
+from .bundle_steps import example_inputs, finish_manifest, record_parity, seal, trace_into_bundle
+from .cross_encoder import write_cross_encoder
+from .graph import EMBEDDING_OUTPUTS, EmbeddingGraph, check_modules
 from .source import SourceModel, load_source
-from .specs import architecture, embedding_spec, library_versions, tokenizer_spec
+from .sparse import write_sparse_encoder
+from .static import is_static, write_static
+from .specs import architecture, embedding_spec
+from .variants import add_variants, check_calibration
+
+__all__ = ["export_model", "write_embedding", "embedding_parity", "default_texts",
+           # the shared steps, re-exported for callers that imported them from here
+           "example_inputs", "finish_manifest", "record_parity", "seal", "trace_into_bundle"]
 
 logger = logging.getLogger(__name__)
 FP32_ATOL = 1e-5
-_TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 Progress = Callable[[str], None]
 
 
 def _quiet(_: str) -> None:
     pass
-
-
-def example_inputs(model: Any, texts: Sequence[Any]) -> dict[str, torch.Tensor]:
-    """Tokenized example batch with only the tensors the model's tokenizer produces."""
-    features = model.preprocess(list(texts))
-    return {k: features[k] for k in _TOKEN_INPUTS if k in features and isinstance(features[k], torch.Tensor)}
 
 
 def export_model(
@@ -48,49 +49,41 @@ def export_model(
     atol: float = FP32_ATOL,
     force: bool = False,
     progress: Progress = _quiet,
+    eval_tasks: Sequence[Any] = (),
     trust_remote_code: bool = False,
 ) -> Path:
     """Export ``model`` (folder, packaged model or Hub id; None = all-MiniLM-L6-v2) to the bundle folder ``out``.
 
     The fp32 graph is always written and must match torch within ``atol``; ``variants`` adds optimized
-    and quantized graphs, each behind its accuracy gate. Any failure leaves nothing at ``out``. A model with its
-    own modeling code (``auto_map``) is refused unless ``trust_remote_code``; that code runs only here, to trace.
+    and quantized graphs, each behind its accuracy gate (``eval_tasks``: the user's own tasks from
+    ``tasks.user_ir_task`` / ``user_sts_task`` join every reduced-precision gate). Any failure leaves nothing at ``out``.
+    A model with its own modeling code (``auto_map``) is refused unless ``trust_remote_code``; that code runs only
+    here, to trace.
     """
     started = time.perf_counter()
+    if calibration and variants:
+        check_calibration(calibration, eval_tasks)  # before minutes of tracing
     progress(f"loading {model or 'the default model (all-MiniLM-L6-v2)'}")
     source = load_source(model, trust_remote_code=trust_remote_code)
     with bundle_writer.staging_dir(Path(out), overwrite) as tmp:
         if source.kind == "cross-encoder":
-            from .cross_encoder import write_cross_encoder
-
             manifest = write_cross_encoder(source, tmp, parity_texts, atol, progress)
+        elif source.kind == "sparse-encoder":
+            manifest = write_sparse_encoder(source, tmp, parity_texts, atol, progress)
+        elif is_static(source.model):
+            if variants:
+                raise ExportError("A StaticEmbedding model has no graph to optimize or quantize: export it without "
+                                  "--variants (it runs in numpy).")
+            manifest = write_static(source, tmp, parity_texts, atol, progress)
         else:
             manifest = write_embedding(source, tmp, parity_texts, atol, progress)
         if variants:
-            from .variants import add_variants
-
-            add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress)
+            add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress,
+                         eval_tasks=eval_tasks)
         seal(tmp, manifest)
         final = bundle_writer.commit(tmp, Path(out))
     progress(f"wrote {final} in {time.perf_counter() - started:.1f} s")
     return final
-
-
-def seal(tmp: Path, manifest: Manifest) -> Manifest:
-    """Last step before commit: ONNX weights into external data files, then checksums of the final files."""
-    bundle_writer.externalize_weights(tmp)
-    for spec in manifest.variants.values():
-        if spec.format == "onnx" and (tmp / f"{spec.file}.data").is_file():
-            spec.weights_file = f"{spec.file}.data"
-    return finish_manifest(tmp, manifest)
-
-
-def finish_manifest(tmp: Path, manifest: Manifest) -> Manifest:
-    """Record checksums of every file in the staging folder and write the manifest."""
-    manifest.files = bundle_writer.file_entries(tmp)
-    manifest.validate()
-    manifest.write(tmp)
-    return manifest
 
 
 def write_embedding(source: SourceModel, tmp: Path, texts: Sequence[str] | None, atol: float,
@@ -112,45 +105,6 @@ def write_embedding(source: SourceModel, tmp: Path, texts: Sequence[str] | None,
     report = embedding_parity(st, tmp, texts, atol)
     return record_parity(tmp, manifest, report, "sentence_transformers.SentenceTransformer.encode (torch fp32)",
                          atol, progress)
-
-
-def trace_into_bundle(source: SourceModel, tmp: Path, graph: torch.nn.Module, example: dict[str, torch.Tensor],
-                      output_names: list[str], arch: dict[str, Any], **section: Any) -> Manifest:
-    """Trace ``graph`` to ``tmp/model.onnx``, save the model's tokenizer, and write the fp32 manifest."""
-    model = source.model
-    graph_path = tmp / "model.onnx"
-    # Left-padded models (decoders) return their pad rows in token_embeddings, and those rows differ
-    # between attention implementations: they keep the model's own.
-    switch = getattr(model.tokenizer, "padding_side", "right") == "right"
-    with eager_attention(graph) if switch else contextlib.nullcontext():
-        export_onnx(graph, example, output_names, graph_path, str(arch["model_type"]))
-    inputs, outputs = graph_io(graph_path)
-    model.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-    manifest = Manifest(
-        kind=source.kind,
-        tokenizer=tokenizer_spec(model.tokenizer, model[0].auto_model.config, model.max_seq_length,
-                                 getattr(model[0], "do_lower_case", False)),
-        variants={"onnx": VariantSpec(file="model.onnx", inputs=inputs, outputs=outputs,
-                                      settings={"auto_rank": 1, "opset": 17})},
-        default_variant="onnx",
-        files={},
-        source={"model": source.name, "path": source.path,
-                **({"trust_remote_code": True} if source.trust_remote_code else {})},
-        architecture=arch,
-        versions=library_versions(),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        **section,
-    )
-    return finish_manifest(tmp, manifest)
-
-
-def record_parity(tmp: Path, manifest: Manifest, report: dict[str, Any], reference: str, atol: float,
-                  progress: Progress) -> Manifest:
-    """Store the fp32 graph's parity figures in the manifest."""
-    manifest.variants["onnx"].accuracy = report
-    manifest.parity = {"reference": reference, "atol": atol}
-    progress(f"parity: max abs {report['max_abs']:.2e} over {report['texts']} inputs")
-    return finish_manifest(tmp, manifest)
 
 
 def default_texts(max_seq_length: int | None, n: int = 200) -> list[str]:

@@ -2,48 +2,87 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from st_runtime import corpus
 from st_runtime.errors import ParityError
 
-# Default gates per precision; a variant that misses its gate is not written unless forced.
+from .tasks import Task, TorchAsRuntime, builtin_ir_task, builtin_rerank_task
+
+# Default gates per precision; a variant that misses its gate is not written unless forced. Reduced precision also
+# keeps >= 99.5 % of torch fp32's NDCG@10 on the built-in retrieval task (and on the user's task when one is given).
+TASK_BOUND = 0.995
 DEFAULT_GATES: dict[str, dict[str, float]] = {
     "fp32": {"max_abs": 1e-5},
-    "fp16": {"mean_cosine": 0.9999},
-    "bf16": {"mean_cosine": 0.9999},
-    "int8": {"mean_cosine": 0.99, "top10_overlap": 0.90},
+    "fp16": {"mean_cosine": 0.9999, "ndcg10_retention": TASK_BOUND},
+    "bf16": {"mean_cosine": 0.9999, "ndcg10_retention": TASK_BOUND},
+    "int8": {"mean_cosine": 0.99, "top10_overlap": 0.90, "ndcg10_retention": TASK_BOUND},
 }
 CROSS_ENCODER_GATES: dict[str, dict[str, float]] = {
     "fp32": {"max_abs": 1e-5},
-    "fp16": {"spearman": 0.999},
-    "bf16": {"spearman": 0.999},
-    "int8": {"spearman": 0.98, "top10_overlap": 0.90},
+    "fp16": {"spearman": 0.999, "ndcg10_retention": TASK_BOUND},
+    "bf16": {"spearman": 0.999, "ndcg10_retention": TASK_BOUND},
+    "int8": {"spearman": 0.98, "top10_overlap": 0.90, "ndcg10_retention": TASK_BOUND},
 }
+USER_KEY = "user_retention"
+# Texts per split: (queries, passages) of the gate split are reported; the selection split drives the fp32 fallback.
+SPLIT_SIZES = {"gate": (200, 400), "selection": (100, 200)}
 
 
 @dataclass
 class HeldOut:
-    """Held-out evaluation texts (never used for calibration) and their torch fp32 reference outputs."""
+    """Texts of one split (never used for calibration), their torch fp32 outputs, and the labelled tasks."""
 
     queries: list[str]
     passages: list[str]
     query_ref: np.ndarray
     passage_ref: np.ndarray
+    split: str = "gate"
+    tasks: list[tuple[str, Task]] = field(default_factory=list)
 
 
-def held_out_texts(n_queries: int = 200, n_passages: int = 400) -> tuple[list[str], list[str]]:
-    """Queries and passages from seeds the calibration corpus never uses."""
-    return corpus.queries(n_queries, seed=1001), corpus.passages(n_passages, seed=1002)
+def held_out_texts(n_queries: int = 200, n_passages: int = 400, split: str = "gate") -> tuple[list[str], list[str]]:
+    """Queries and passages of one split (default: the gate split, which neither calibration nor selection sees)."""
+    return (corpus.queries(n_queries, seed=1001, split=split),
+            corpus.passages(n_passages, seed=1002, split=split))
 
 
 def calibration_texts(n: int = 300) -> list[str]:
-    """Default calibration set: half queries, half passages, from other seeds than the held-out set."""
-    return corpus.queries(n // 2, seed=2001) + corpus.passages(n - n // 2, seed=2002)
+    """Default calibration set: half queries, half passages, from the calibration split only."""
+    return (corpus.queries(n // 2, seed=2001, split="calibration")
+            + corpus.passages(n - n // 2, seed=2002, split="calibration"))
+
+
+def gate_for(precision: str, exact: bool, kind: str, user_task: bool = False) -> dict[str, float]:
+    """The default gate of a variant: exact fp32 by max abs; reduced precision by figures and task retention."""
+    defaults = CROSS_ENCODER_GATES if kind == "cross-encoder" else DEFAULT_GATES
+    key = "fp32" if precision == "fp32" and exact else precision
+    gate = dict(defaults.get(key, defaults["int8"]))
+    if user_task and "max_abs" not in gate:
+        gate[USER_KEY] = TASK_BOUND
+    return gate
+
+
+def _task_figures(tasks: list[tuple[str, Task]], model: Any) -> dict[str, Any]:
+    """Retention figures (flat, for gates) and each task's scores (under 'tasks'); several user tasks gate by the
+    lowest retention among them."""
+    out: dict[str, Any] = {"tasks": {}}
+    for key, task in tasks:
+        result = task.figures(model)
+        if key == USER_KEY:
+            kept = [out.get(key, float("inf")), result["retention"]]
+            out[key] = float("nan") if any(np.isnan(kept)) else min(kept)
+            out["tasks"][f"user:{task.kind}"] = result["task"]
+            continue
+        out[key] = result["retention"]
+        for metric, kept in result["task"]["retention"].items():
+            out[f"{metric.replace('@', '')}_retention"] = kept
+        out["tasks"][key] = result["task"]
+    return out
 
 
 def _rank(values: np.ndarray) -> np.ndarray:
@@ -112,22 +151,31 @@ def passes(figures: dict[str, float], gate: dict[str, float]) -> bool:
 
 def describe(figures: dict[str, float], gate: dict[str, float]) -> str:
     shown = ", ".join(f"{k}={figures[k]:.4g}" for k in ("max_abs", "mean_cosine", "min_cosine", "spearman",
-                                                          "top10_overlap") if k in figures)
+                                                          "active_overlap", "top10_overlap", "ndcg10_retention",
+                                                          USER_KEY) if isinstance(figures.get(k), float))
     bounds = ", ".join(f"{k} {'<=' if k == 'max_abs' else '>='} {v:g}" for k, v in gate.items())
     return f"{shown} (gate: {bounds})"
 
 
-def embedding_reference(st: Any, n_queries: int = 200, n_passages: int = 400) -> HeldOut:
-    queries, passages = held_out_texts(n_queries, n_passages)
-    return HeldOut(queries, passages, st.encode(queries, batch_size=32), st.encode(passages, batch_size=32))
+def embedding_reference(st: Any, split: str = "gate", user_tasks: Sequence[Task] = ()) -> HeldOut:
+    """torch fp32 outputs on one split's texts and the labelled tasks' fp32 scores: computed once per export."""
+    n_queries, n_passages = SPLIT_SIZES[split]
+    queries, passages = held_out_texts(n_queries, n_passages, split)
+    adapter = TorchAsRuntime(st, getattr(st, "similarity_fn_name", None))
+    tasks = [("ndcg10_retention", builtin_ir_task(split).set_reference(adapter))]
+    tasks += [(USER_KEY, task.set_reference(adapter)) for task in user_tasks]
+    return HeldOut(queries, passages, st.encode(queries, batch_size=32), st.encode(passages, batch_size=32),
+                   split, tasks)
 
 
-def measure_embedding_variant(held: HeldOut, bundle_dir: Path, variant: str) -> dict[str, float]:
+def measure_embedding_variant(held: HeldOut, bundle_dir: Path, variant: str) -> dict[str, Any]:
     from st_runtime import SentenceTransformer
 
     model = SentenceTransformer(bundle_dir, variant=variant, verify=False)
-    figures = embedding_figures(held, model.encode(held.queries), model.encode(held.passages))
+    figures: dict[str, Any] = embedding_figures(held, model.encode(held.queries), model.encode(held.passages))
+    figures.update(_task_figures(held.tasks, model))
     figures.update(batch_dependence(model, held.queries[:32] + held.passages[:32]))
+    figures["split"] = held.split
     return figures
 
 
@@ -142,17 +190,23 @@ def batch_dependence(model: Any, texts: list[str]) -> dict[str, float]:
             "batch_min_cosine": float(_cosines(alone, batched).min())}
 
 
-def cross_encoder_reference(ce: Any, n_queries: int = 20, docs_per_query: int = 20) -> dict[str, Any]:
-    queries, passages = held_out_texts(n_queries, n_queries * docs_per_query)
+def cross_encoder_reference(ce: Any, split: str = "gate", n_queries: int | None = None, docs_per_query: int = 20
+                            ) -> dict[str, Any]:
+    """torch fp32 logits on pairs of one split, and (single-label models) the reranking task's fp32 scores."""
+    n_queries = n_queries or 20
+    queries, passages = held_out_texts(n_queries, n_queries * docs_per_query, split)
     pairs = [(q, p) for qi, q in enumerate(queries) for p in passages[qi * docs_per_query:(qi + 1) * docs_per_query]]
     pairs = [(p[1].split(".")[0] if i % 3 == 0 else p[0], p[1]) for i, p in enumerate(pairs)]  # some related pairs
     import torch
 
     logits = np.asarray(ce.predict(pairs, activation_fn=torch.nn.Identity(), batch_size=32)).reshape(len(pairs), -1)
-    return {"pairs": pairs, "logits": logits, "groups": docs_per_query}
+    tasks = []
+    if logits.shape[1] == 1:
+        tasks.append(("ndcg10_retention", builtin_rerank_task(split).set_reference(TorchAsRuntime(ce))))
+    return {"pairs": pairs, "logits": logits, "groups": docs_per_query, "tasks": tasks, "split": split}
 
 
-def measure_cross_encoder_variant(reference: dict[str, Any], bundle_dir: Path, variant: str) -> dict[str, float]:
+def measure_cross_encoder_variant(reference: dict[str, Any], bundle_dir: Path, variant: str) -> dict[str, Any]:
     from st_runtime import CrossEncoder
 
     model = CrossEncoder(bundle_dir, variant=variant, verify=False)
@@ -160,20 +214,27 @@ def measure_cross_encoder_variant(reference: dict[str, Any], bundle_dir: Path, v
     ref = reference["logits"]
     g = reference["groups"]
     first = ref[:, 0].reshape(-1, g), ours[:, 0].reshape(-1, g)
-    return {
+    figures: dict[str, Any] = {
         "max_abs": float(np.abs(ref - ours).max()),
         "spearman": float(np.mean([spearman(a, b) for a, b in zip(*first)])),
         "top10_overlap": topk_overlap(*first, k=min(10, g // 2)),
         "pairs": float(len(ref)),
     }
+    figures.update(_task_figures(reference["tasks"], model))
+    figures["split"] = reference["split"]
+    return figures
 
 
-def check_variant(model: Any, bundle_dir: Path, variant: str, kind: str, gate: dict[str, float]) -> dict[str, float]:
-    """Re-measure one variant against its recorded gate (used by ``st-runtime validate``)."""
+def check_variant(model: Any, bundle_dir: Path, variant: str, kind: str, gate: dict[str, float]) -> dict[str, Any]:
+    """Re-measure one variant on the gate split against its recorded gate (used by ``st-runtime validate``).
+
+    A user task given at export is not stored in the bundle, so its bound is not re-checked here.
+    """
     if kind == "cross-encoder":
         figures = measure_cross_encoder_variant(cross_encoder_reference(model), bundle_dir, variant)
     else:
         figures = measure_embedding_variant(embedding_reference(model), bundle_dir, variant)
+    gate = {k: v for k, v in gate.items() if k != USER_KEY}
     if gate and not passes(figures, gate):
         raise ParityError(f"Variant {variant!r} no longer meets its gate: {describe(figures, gate)}")
     return figures

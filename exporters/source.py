@@ -20,6 +20,9 @@ _PACKAGED = {
 }
 
 
+_FAMILY_KINDS = {"SparseEncoder": "sparse-encoder", "MultiVectorEncoder": "multi-vector-encoder"}
+
+
 @dataclass
 class SourceModel:
     """A loaded torch model plus where it came from."""
@@ -42,26 +45,36 @@ def packaged_path(name: str) -> Path | None:
     return Path(getattr(importlib.import_module(module), attr))
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnsupportedModelError(f"{path} is not valid JSON ({exc}); re-save the model with sentence-transformers.") from exc
+    if not isinstance(data, dict):
+        raise UnsupportedModelError(f"{path} should hold a JSON object, got {type(data).__name__}; re-save the model.")
+    return data
+
+
 def detect_kind(path: Path) -> str:
-    """'cross-encoder' or 'sentence-transformer' from a model folder's files."""
+    """'cross-encoder', 'sentence-transformer', 'sparse-encoder' or 'multi-vector-encoder' from a folder's files."""
     st_config = path / "config_sentence_transformers.json"
     if st_config.is_file():
-        try:
-            data = json.loads(st_config.read_text())
-        except json.JSONDecodeError as exc:
-            raise UnsupportedModelError(f"{st_config} is not valid JSON: {exc}") from exc
+        data = _read_json(st_config)
         model_type = str(data.get("model_type", ""))
         if model_type == "CrossEncoder":
             return "cross-encoder"
+        if model_type in _FAMILY_KINDS:
+            return _FAMILY_KINDS[model_type]
         if model_type and model_type != "SentenceTransformer":
             raise UnsupportedModelError(
-                f"{path} is a {model_type} model; st-runtime exports SentenceTransformer and CrossEncoder models."
+                f"{path} is a {model_type} model; st-runtime exports SentenceTransformer, CrossEncoder, SparseEncoder "
+                "and MultiVectorEncoder models."
             )
     if (path / "modules.json").is_file():
         return "sentence-transformer"
     config = path / "config.json"
     if config.is_file():
-        archs = json.loads(config.read_text()).get("architectures") or []
+        archs = _read_json(config).get("architectures") or []
         if any(a.endswith("ForSequenceClassification") for a in archs):
             return "cross-encoder"
         return "sentence-transformer"  # plain transformers encoder: ST adds mean pooling
@@ -118,7 +131,7 @@ def load_source(name_or_path: str | None, kind: str | None = None, device: str =
         raise ExportError(
             "Exporting needs torch and sentence-transformers: pip install torch==2.13.0 'st-runtime[export]'"
         ) from exc
-    from sentence_transformers import CrossEncoder, SentenceTransformer
+    from sentence_transformers import CrossEncoder, MultiVectorEncoder, SentenceTransformer, SparseEncoder
 
     name = name_or_path or DEFAULT_MODEL
     path = Path(name).expanduser()
@@ -136,7 +149,8 @@ def load_source(name_or_path: str | None, kind: str | None = None, device: str =
     if local is not None:
         kwargs["local_files_only"] = True
     target = str(local) if local is not None else name
-    cls = CrossEncoder if kind == "cross-encoder" else SentenceTransformer
+    cls = {"cross-encoder": CrossEncoder, "sparse-encoder": SparseEncoder,
+           "multi-vector-encoder": MultiVectorEncoder}.get(kind or "", SentenceTransformer)
     try:
         model = cls(target, **kwargs)
     except ValueError as exc:
@@ -147,6 +161,11 @@ def load_source(name_or_path: str | None, kind: str | None = None, device: str =
         raise ExportError(
             f"Could not load {name!r}: {exc}. If it is a Hub id, this machine may have no access to the Hub: "
             "download the model elsewhere and pass its folder."
+        ) from exc
+    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:  # malformed folders
+        raise ExportError(
+            f"sentence-transformers could not load {name!r} ({type(exc).__name__}: {exc}). Check that the folder "
+            "loads with sentence-transformers itself (it is what st-runtime export reads), then export again."
         ) from exc
     model.eval()
     if cls is SentenceTransformer and kind is None:

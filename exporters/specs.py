@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
+from st_runtime.errors import UnsupportedModelError
 from st_runtime.manifest import EmbeddingSpec, TokenizerSpec
 
 _POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "xlm-roberta-xl"}
@@ -21,7 +22,10 @@ def tokenizer_spec(tokenizer: Any, config: Any, max_seq_length: int | None, do_l
     if positions and getattr(config, "model_type", "") in _POSITION_OFFSET_TYPES:
         positions -= 2
     if tokenizer.pad_token is None:
-        raise ValueError("The tokenizer has no pad token; set tokenizer.pad_token before exporting.")
+        raise UnsupportedModelError(
+            "The tokenizer has no pad token, so batches cannot be padded. Set one and save the model before exporting, "
+            "e.g. model.tokenizer.pad_token = model.tokenizer.eos_token; model.save(PATH)."
+        )
     return TokenizerSpec(
         file="tokenizer.json",
         max_seq_length=_int_or_none(max_seq_length),

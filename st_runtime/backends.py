@@ -15,7 +15,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .compile_cache import openvino_cache_dir
-from .errors import BackendUnavailableError, IntegrityError
+from .errors import BackendNotInstalledError, BackendUnavailableError, IntegrityError, UnsupportedDeviceError
 from .hardware import usable_cpus
 
 logger = logging.getLogger(__name__)
@@ -40,13 +40,15 @@ class GraphSession(Protocol):
 
 def is_installed(fmt: str) -> bool:
     """Whether the runtime library for a graph format ('onnx' or 'openvino') is importable."""
+    if fmt == "static-embedding":  # numpy only (st_runtime.static_embedding)
+        return True
     module = {"onnx": "onnxruntime", "openvino": "openvino"}[fmt]
     return importlib.util.find_spec(module) is not None
 
 
 def _require(fmt: str):
     if not is_installed(fmt):
-        raise BackendUnavailableError(f"Running a {fmt} graph needs its runtime, which is not installed: {_INSTALL_HINT[fmt]}")
+        raise BackendNotInstalledError(f"Running a {fmt} graph needs its runtime, which is not installed: {_INSTALL_HINT[fmt]}")
     if fmt == "onnx":
         import onnxruntime
 
@@ -58,19 +60,31 @@ def _require(fmt: str):
 
 def onnx_providers(device: str | None) -> list[str]:
     """Execution providers for a device string ('cpu', 'cuda', 'cuda:1'), checked against what is installed."""
+    kind = device_kind(device)
     ort = _require("onnx")
     available = ort.get_available_providers()
-    kind = (device or "cpu").split(":")[0].lower()
     if kind == "cpu":
         return ["CPUExecutionProvider"]
     if kind == "cuda":
         if "CUDAExecutionProvider" not in available:
-            raise BackendUnavailableError(
+            raise BackendNotInstalledError(
                 f"device={device!r} needs onnxruntime's CUDAExecutionProvider, but only {available} are installed. "
                 "Install the GPU build: pip uninstall onnxruntime && pip install 'st-runtime[gpu]'."
             )
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    raise BackendUnavailableError(f"Unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'.")
+    raise UnsupportedDeviceError(f"onnxruntime graphs run on 'cpu' or 'cuda[:N]', not {device!r}.")
+
+
+def device_kind(device: str | None) -> str:
+    """'cpu', 'cuda' or 'gpu' from a device string ('cuda:1' -> 'cuda'); anything else is refused by name."""
+    if device is None:
+        return "cpu"
+    if not isinstance(device, str):
+        raise UnsupportedDeviceError(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}.")
+    kind, _, index = device.lower().partition(":")
+    if kind not in ("cpu", "cuda", "gpu") or (index and not index.isdigit()):
+        raise UnsupportedDeviceError(f"Unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'.")
+    return kind
 
 
 class OnnxRuntimeSession:
@@ -135,9 +149,10 @@ class OpenVINOSession:
         self, path: Path, device: str | None = None, threads: int | None = None, precision_hint: str = "f32",
         performance_hint: str = "LATENCY", cache_dir: Path | None = None,
     ) -> None:
+        kind = device_kind(device)
         ov = _require("openvino")
         self._ov = ov
-        self._device = "CPU" if (device or "cpu").lower().startswith("cpu") else device.upper().replace("CUDA", "GPU")
+        self._device = "CPU" if kind == "cpu" else device.upper().replace("CUDA", "GPU")
         self._core = ov.Core()
         self._config = {
             "INFERENCE_PRECISION_HINT": precision_hint,
@@ -207,6 +222,10 @@ def open_session(path: Path, fmt: str, device: str | None = None, threads: int |
     ``graph_hashes`` (the verified sha256 of the graph's files) key OpenVINO's compiled-model cache in the user
     cache folder (see ``compile_cache``); without them nothing is cached.
     """
+    if fmt == "static-embedding":
+        from .static_embedding import StaticEmbeddingSession
+
+        return StaticEmbeddingSession(path, settings)
     if fmt == "onnx":
         return OnnxRuntimeSession(path, device=device, threads=threads)
     if fmt == "openvino":

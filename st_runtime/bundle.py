@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BundleNotFoundError, IntegrityError, WrongModelKindError
-from .manifest import MANIFEST_NAME, Manifest, VariantSpec
+from .manifest import CLASS_OF_KIND, MANIFEST_NAME, Manifest, VariantSpec
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -48,7 +48,7 @@ class Bundle:
             raise BundleNotFoundError(f"{str(root)!r} is not an st-runtime bundle (no {MANIFEST_NAME}).{hint}")
         manifest = Manifest.read(root)
         if expected_kind and manifest.kind != expected_kind:
-            other = "CrossEncoder" if manifest.kind == "cross-encoder" else "SentenceTransformer"
+            other = CLASS_OF_KIND.get(manifest.kind, "SentenceTransformer")
             raise WrongModelKindError(
                 f"{str(root)!r} holds a {manifest.kind} bundle; open it with st_runtime.{other} instead."
             )

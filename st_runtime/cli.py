@@ -44,10 +44,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     calibration = _read_lines(args.calibration) if args.calibration else None
     export_model(
         args.model, args.out, overwrite=args.overwrite, variants=_split(args.variants), calibration=calibration,
-        force=args.force, progress=lambda msg: print(f"[export] {msg}", flush=True),
+        force=args.force, progress=lambda msg: print(f"[export] {msg}", flush=True), eval_tasks=_eval_tasks(args),
         trust_remote_code=args.trust_remote_code,
     )
     return 0
+
+
+def _eval_tasks(args: argparse.Namespace) -> list:
+    """The user's own tasks (--eval-ir / --eval-sts) that join every reduced-precision gate."""
+    from st_runtime.export import tasks
+
+    out = []
+    if getattr(args, "eval_ir", None):
+        out.append(tasks.user_ir_task(*args.eval_ir))
+    if getattr(args, "eval_sts", None):
+        out.append(tasks.user_sts_task(args.eval_sts))
+    if out and not _split(args.variants):
+        print("warning: --eval-ir / --eval-sts gate variants, and no --variants were given", file=sys.stderr)
+    return out
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
@@ -57,7 +71,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     calibration = _read_lines(args.calibration) if args.calibration else None
     quantize_bundle(args.bundle, _split(args.variants), calibration=calibration, force=args.force,
-                    model=args.model, progress=lambda msg: print(f"[quantize] {msg}", flush=True))
+                    model=args.model, progress=lambda msg: print(f"[quantize] {msg}", flush=True),
+                    eval_tasks=_eval_tasks(args))
     return 0
 
 
@@ -105,11 +120,33 @@ def cmd_info(args: argparse.Namespace) -> int:
     print("variants:")
     for name, v in m.variants.items():
         acc = v.accuracy
-        figures = ", ".join(f"{k}={acc[k]:.4g}" for k in ("max_abs", "mean_cosine", "top10_overlap") if k in acc)
+        figures = ", ".join(f"{k}={acc[k]:.4g}" for k in ("max_abs", "mean_cosine", "top10_overlap", "ndcg10_retention",
+                                                          "user_retention") if isinstance(acc.get(k), float))
+        if acc.get("passed") is False or v.settings.get("forced"):
+            figures += "  MISSED ITS GATE" + (" (forced)" if v.settings.get("forced") else "")
         size = m.files.get(v.file, {}).get("size", 0) + m.files.get(v.weights_file or "", {}).get("size", 0)
         mark = " (default)" if name == m.default_variant else ""
         print(f"  {name:22s} {v.format:8s} {v.precision:5s} {size / 1e6:7.1f} MB  {figures}{mark}")
+    _print_auto(m)
     return 0
+
+
+def _print_auto(manifest) -> None:
+    """Which variant ``variant='auto'`` picks on this machine, and why the others were passed over."""
+    from .errors import BackendUnavailableError
+    from .hardware import cpu_name, int8_isa
+    from .loading import auto_choice
+
+    print(f"auto here:    ({cpu_name()}, int8 ISA {int8_isa()})")
+    try:
+        choice = auto_choice(manifest, None)
+    except BackendUnavailableError as exc:
+        print(f"  none: {exc}")
+        return
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in choice.figures.items())
+    print(f"  picks {choice.name} ({shown})")
+    for name, why in choice.skipped.items():
+        print(f"  not {name}: {why}")
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
@@ -139,6 +176,15 @@ def _read_lines(path: str) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
+def _eval_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eval-ir", nargs=3, metavar=("QUERIES", "CORPUS", "QRELS"),
+                   help="your retrieval data (formats of `st-runtime evaluate --ir`): every reduced-precision "
+                        "variant must keep >= 99.5%% of torch fp32's NDCG@10 on it; recorded in the manifest")
+    p.add_argument("--eval-sts", metavar="FILE",
+                   help="your scored pairs (format of `st-runtime evaluate --sts`): variants must keep >= 99.5%% "
+                        "of torch fp32's Spearman on it; recorded in the manifest")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="st-runtime", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,11 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle (atomically)")
     p.add_argument("--variants", help="comma list of extra variants (onnx-opt, onnx-fp16, onnx-int8-dynamic, "
                                       "onnx-int8-static, openvino, openvino-int8, ...) or 'all'")
-    p.add_argument("--calibration", help="calibration texts for static int8, one per line")
+    p.add_argument("--calibration", help="calibration texts for static int8, one per line (refused when they "
+                                         "overlap the evaluation texts)")
     p.add_argument("--force", action="store_true", help="write variants even when they miss their accuracy gate")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow a model with its own modeling code (auto_map) to run that code here, to be traced; "
                         "the bundle never contains or runs it")
+    _eval_options(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("quantize", help="add optimized / quantized variants to an existing bundle")
@@ -164,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", help="calibration texts, one per line")
     p.add_argument("--model", help="source model, when the path recorded in the manifest moved")
     p.add_argument("--force", action="store_true", help="write variants even when they miss their gate")
+    _eval_options(p)
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("validate", help="verify checksums, and re-run parity against torch where installed")

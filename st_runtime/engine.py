@@ -75,22 +75,32 @@ class GraphRunner:
                 )
         return feeds
 
-    def width_limit(self) -> int | None:
+    def width_limit(self, tokenizer: TextTokenizer | None = None) -> int | None:
         """The widest a padded batch may get: max_seq_length, else the model's position limit."""
-        return self.tokenizer.max_seq_length or self.tokenizer.spec.model_max_length
+        tokenizer = tokenizer or self.tokenizer
+        return tokenizer.max_seq_length or tokenizer.spec.model_max_length
 
     def iter_batches(
         self, items: Sequence, batch_size: int, max_tokens: int | None = None, extra: dict[str, np.ndarray] | None = None,
         outputs: Sequence[str] | None = None,
     ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]]:
-        """Yield (indices, padded inputs, graph outputs) per batch, longest inputs first.
+        """Yield (indices, padded inputs, graph outputs) per batch, longest inputs first (see ``iter_rows``)."""
+        yield from self.iter_rows(self.tokenizer.encode(items), batch_size, max_tokens, extra, outputs)
+
+    def iter_rows(
+        self, rows: Sequence[tuple[list[int], list[int]]], batch_size: int, max_tokens: int | None = None,
+        extra: dict[str, np.ndarray] | None = None, outputs: Sequence[str] | None = None,
+        tokenizer: TextTokenizer | None = None,
+    ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """(indices, padded inputs, graph outputs) per batch of already-tokenized rows, longest first.
 
         ``outputs`` names the graph outputs to fetch (None: all of them); the backend skips the others.
+        ``tokenizer`` (default: the runner's) pads the rows and bounds their padded width.
         """
-        rows = self.tokenizer.encode(items)
-        limit = self.width_limit()
+        tokenizer = tokenizer or self.tokenizer
+        limit = self.width_limit(tokenizer)
         for indices in plan_batches([len(ids) for ids, _ in rows], batch_size, max_tokens, self.pad_multiple):
             batch = [rows[i] for i in indices]
             width = padded_width(max(len(ids) for ids, _ in batch), self.pad_multiple, limit)
-            encoded = self.tokenizer.pad(batch, width=width)
+            encoded = tokenizer.pad(batch, width=width)
             yield indices, encoded, self.session.run(self.feeds(encoded, extra), outputs)

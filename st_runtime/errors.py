@@ -27,12 +27,28 @@ class WrongModelKindError(BundleError, TypeError):
     """A cross-encoder bundle was opened as a bi-encoder, or the other way round."""
 
 
-class BackendUnavailableError(StRuntimeError, ImportError):
-    """The requested backend, device or execution provider is not installed or not usable here."""
+class BackendUnavailableError(StRuntimeError):
+    """The requested backend, device or execution provider cannot run here (base of the two cases below)."""
+
+
+class BackendNotInstalledError(BackendUnavailableError, ImportError):
+    """The runtime library a graph needs (onnxruntime, openvino, onnxruntime-gpu) is not installed."""
+
+
+class UnsupportedDeviceError(BackendUnavailableError, ValueError):
+    """The device string is unknown, or the installed runtime cannot use that device."""
 
 
 class InputValidationError(StRuntimeError, ValueError):
     """The caller passed arguments or texts the model cannot take."""
+
+
+class UnsupportedArgumentError(InputValidationError):
+    """A sentence-transformers argument st-runtime refuses on purpose (see ``st_runtime.compat.REFUSED``)."""
+
+
+class NotProvidedError(StRuntimeError, AttributeError):
+    """A sentence-transformers name st-runtime does not provide, on purpose (see ``st_runtime.util.NOT_PROVIDED``)."""
 
 
 class InputTypeError(StRuntimeError, TypeError):

@@ -4,56 +4,137 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from .backends import is_installed, open_session
 from .bundle import Bundle
 from .engine import GraphRunner
 from .errors import BackendUnavailableError
 from .hardware import cpu_flags, int8_isa
+from .manifest import Manifest, VariantSpec
 from .tokenization import TextTokenizer
 
 logger = logging.getLogger(__name__)
 
 
-def choose_variant(bundle: Bundle, variant: str | None, device: str | None) -> str:
-    """Resolve ``variant`` ('auto', None or a name) to a variant this machine can run."""
-    variants = bundle.manifest.variants
-    if variant != "auto":
-        return bundle.variant(variant)[0]
+@dataclass(frozen=True)
+class AutoPolicy:
+    """What ``variant="auto"`` may pick: gate-passing, unforced variants; batch-dependent ones only when allowed;
+    optional floors on the recorded task retention (variant NDCG@10 / fp32's) and top-10 overlap."""
+
+    allow_batch_dependent: bool = False
+    min_retention: float | None = None
+    min_top10: float | None = None
+
+
+@dataclass
+class AutoChoice:
+    """The variant ``auto`` picks, its figures, and why every other variant was passed over."""
+
+    name: str
+    figures: dict[str, float]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in self.figures.items())
+        out = f"{self.name} ({shown})"
+        if self.skipped:
+            out += "; passed over: " + "; ".join(f"{n}: {why}" for n, why in self.skipped.items())
+        return out
+
+
+def quality_of(manifest: Manifest, name: str) -> dict[str, float]:
+    """Task retention and top-10 overlap of a variant; the exported fp32 graph is the reference itself (1.0)."""
+    spec = manifest.variants[name]
+    acc = spec.accuracy
+    if name == manifest.default_variant and "passed" not in acc:
+        return {"retention": 1.0, "top10_overlap": 1.0}
+    out = {}
+    kept = [acc[k] for k in ("ndcg10_retention", "user_retention") if isinstance(acc.get(k), (int, float))]
+    if kept:
+        out["retention"] = float(min(kept))
+    if isinstance(acc.get("top10_overlap"), (int, float)):
+        out["top10_overlap"] = float(acc["top10_overlap"])
+    return out
+
+
+def _runnable(spec: VariantSpec, on_gpu: bool, isa: str) -> str | None:
+    """None when this machine can run ``spec`` at its speed, else why not."""
+    if not is_installed(spec.format):
+        return f"{spec.format} is not installed"
+    if spec.target == "gpu" and not on_gpu:
+        return "GPU variant"
+    if spec.precision == "fp16" and not on_gpu:
+        return "fp16 is for GPUs"
+    if spec.precision == "int8" and on_gpu:
+        return "int8 is for CPUs"
+    isas = spec.settings.get("isa")
+    isas = isas if isinstance(isas, list) else [isas] if isas else []
+    if spec.precision == "bf16":  # without bf16 units it would run in f32: no faster than the fp32 graph
+        return None if not on_gpu and cpu_flags() & set(isas) else "this CPU has no bf16 units"
+    if spec.precision == "int8" and isas and isa not in isas:
+        return f"built for {'/'.join(map(str, isas))}, this CPU's int8 ISA is {isa}"
+    return None
+
+
+def _quality_reason(manifest: Manifest, name: str, policy: AutoPolicy) -> str | None:
+    spec = manifest.variants[name]
+    if spec.settings.get("forced"):
+        return "written with --force after missing its gate"
+    if name != manifest.default_variant and spec.accuracy.get("passed") is not True:
+        return "did not pass its accuracy gate"
+    if spec.settings.get("deterministic") is False and not policy.allow_batch_dependent:
+        return "its vectors depend on the other texts in the batch (allow_batch_dependent=True allows it)"
+    quality = quality_of(manifest, name)
+    for floor, key, label in ((policy.min_retention, "retention", "min_retention"),
+                              (policy.min_top10, "top10_overlap", "min_top10")):
+        if floor is not None and not quality.get(key, float("nan")) >= floor:
+            value = quality.get(key)
+            return f"{key} {value:.4g} < {label}={floor:g}" if value is not None else f"no {key} recorded"
+    return None
+
+
+def auto_choice(manifest: Manifest, device: str | None, policy: AutoPolicy = AutoPolicy()) -> AutoChoice:
+    """The variant ``auto`` picks on this machine under ``policy``: among runnable variants that passed their gate
+    (not forced, batch-independent unless allowed, above the floors), the fastest for this CPU (highest
+    ``auto_rank``, recorded by the exporter from what each kind of graph gains on the CPU it was built for)."""
     on_gpu = (device or "cpu").startswith("cuda")
     isa = int8_isa()
-
-    def runnable(spec) -> bool:
-        if not is_installed(spec.format):
-            return False
-        if spec.target == "gpu" and not on_gpu:
-            return False
-        if spec.precision == "fp16" and not on_gpu:
-            return False
-        if spec.precision == "int8" and on_gpu:
-            return False
-        isas = spec.settings.get("isa")
-        isas = isas if isinstance(isas, list) else [isas] if isas else []
-        if spec.precision == "bf16":  # without bf16 units it would run in f32: no faster than the fp32 graph
-            return not on_gpu and bool(cpu_flags() & set(isas))
-        return not (spec.precision == "int8" and isas and isa not in isas)
-
-    ranked = sorted(
-        (name for name, spec in variants.items() if runnable(spec)),
-        key=lambda name: -float(variants[name].settings.get("auto_rank", 0)),
-    )
-    if not ranked:
+    skipped: dict[str, str] = {}
+    candidates = []
+    for name, spec in manifest.variants.items():
+        reason = _runnable(spec, on_gpu, isa) or _quality_reason(manifest, name, policy)
+        if reason:
+            skipped[name] = reason
+        else:
+            candidates.append(name)
+    if not candidates:
         raise BackendUnavailableError(
-            f"No variant of this bundle can run here (device={device!r}, int8 ISA {isa}); "
-            f"variants: {sorted(variants)}. Install onnxruntime or openvino, or pass variant=NAME."
+            f"No variant of this bundle can run here under variant='auto' (device={device!r}, int8 ISA {isa}, "
+            f"{policy}): " + "; ".join(f"{n}: {why}" for n, why in skipped.items())
+            + ". Relax the floors, install onnxruntime or openvino, or pass variant=NAME."
         )
-    logger.info("variant='auto' chose %r (device=%s, int8 ISA %s)", ranked[0], device or "cpu", isa)
-    return ranked[0]
+    candidates.sort(key=lambda name: -float(manifest.variants[name].settings.get("auto_rank", 0)))
+    best = candidates[0]
+    for name in candidates[1:]:
+        skipped[name] = f"slower here than {best} (auto_rank)"
+    return AutoChoice(best, quality_of(manifest, best), skipped)
 
 
-def build_runner(bundle: Bundle, variant: str | None, device: str | None, threads: int | None) -> tuple[str, GraphRunner]:
-    """The (variant name, runner) for a verified bundle."""
-    name = choose_variant(bundle, variant, device)
+def choose_variant(bundle: Bundle, variant: str | None, device: str | None,
+                   policy: AutoPolicy | None = None) -> str:
+    """Resolve ``variant`` ('auto', None or a name) to a variant this machine can run."""
+    if variant != "auto":
+        return bundle.variant(variant)[0]
+    choice = auto_choice(bundle.manifest, device, policy or AutoPolicy())
+    logger.info("variant='auto' chose %s (device=%s, int8 ISA %s)", choice.describe(), device or "cpu", int8_isa())
+    return choice.name
+
+
+def build_runner(bundle: Bundle, variant: str | None, device: str | None, threads: int | None,
+                 policy: AutoPolicy | None = None) -> tuple[str, GraphRunner]:
+    """The (variant name, runner) for a verified bundle; ``policy`` constrains ``variant='auto'``."""
+    name = choose_variant(bundle, variant, device, policy)
     weights = bundle.weight_files(name)
     # Graph and tokenizer are hashed before anything parses them. The weight files hold raw tensor bytes whose
     # offsets come from the verified graph, so they are hashed on a second core while the runtime maps them;

@@ -12,7 +12,10 @@ from .errors import ManifestError
 MANIFEST_NAME = "st_runtime.json"
 FORMAT_NAME = "st-runtime-bundle"
 FORMAT_VERSION = 1
-KINDS = ("sentence-transformer", "cross-encoder")
+KINDS = ("sentence-transformer", "cross-encoder", "sparse-encoder", "multi-vector-encoder")
+# The st_runtime class that opens each kind of bundle (named in WrongModelKindError messages).
+CLASS_OF_KIND = {"sentence-transformer": "SentenceTransformer", "cross-encoder": "CrossEncoder",
+                 "sparse-encoder": "SparseEncoder", "multi-vector-encoder": "MultiVectorEncoder"}
 SIMILARITY_FNS = ("cosine", "dot", "euclidean", "manhattan")
 ACTIVATIONS = ("sigmoid", "identity", "softmax", "tanh", "relu")
 
@@ -69,6 +72,81 @@ class CrossEncoderSpec:
     num_labels: int = 1
     activation: str = "sigmoid"
     labels: list[str] = field(default_factory=list)
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+
+
+@dataclass
+class RouteSpec:
+    """One route of a Router module: the bundle's graph ("graph") or a numpy-only module with its own files."""
+
+    type: str  # "graph" | "sparse-static" (SparseStaticEmbedding: token presence x per-token weight)
+    weights_file: str | None = None  # .npy of the numpy-only module
+    tokenizer_file: str | None = None
+    tokenizer: TokenizerSpec | None = None
+    add_special_tokens: bool = True
+    modules: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RouterSpec:
+    """How sentence-transformers' Router picks a route from ``task`` (text modality only)."""
+
+    routes: dict[str, RouteSpec]
+    default_route: str | None = None
+    route_mappings: list[list[Any]] = field(default_factory=list)  # [task | None, modality | None, route]
+
+
+@dataclass
+class SparseSpec:
+    """SparseEncoder settings: the graph gives one vocabulary- (or latent-) sized activation per text."""
+
+    dimension: int
+    pooling_strategy: str | None = "max"  # SpladePooling's; None for CSR models
+    activation: str | None = "relu"
+    similarity_fn_name: str = "dot"
+    max_active_dims: int | None = None
+    topk_relu: int | None = None  # CSR: the graph gives SparseAutoEncoder latents before its top-k + ReLU
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    modules: list[str] = field(default_factory=list)
+    router: RouterSpec | None = None
+
+
+SPARSE_SIMILARITY_FNS = ("dot", "cosine", "euclidean", "manhattan")
+MULTI_VECTOR_SIMILARITY_FNS = ("maxsim", "meanmaxsim")
+
+
+@dataclass
+class MultiVectorSpec:
+    """MultiVectorEncoder settings: the graph gives per-token embeddings and the scoring mask."""
+
+    dimension: int
+    similarity_fn_name: str = "maxsim"
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    skiplist_ids: list[int] = field(default_factory=list)
+    skiplist_tasks: list[str] = field(default_factory=lambda: ["document"])
+    keep_only_token_ids: list[int] | None = None
+    query_length: int | None = None
+    document_length: int | None = None
+    normalized: bool = False
+    modules: list[str] = field(default_factory=list)
+
+
+def _sparse_from_dict(data: dict) -> SparseSpec:
+    data = dict(data)
+    router = data.pop("router", None)
+    if router:
+        routes = {}
+        for name, route in router["routes"].items():
+            route = dict(route)
+            if route.get("tokenizer"):
+                route["tokenizer"] = TokenizerSpec(**route["tokenizer"])
+            routes[name] = RouteSpec(**route)
+        router = RouterSpec(routes=routes, default_route=router.get("default_route"),
+                            route_mappings=[list(m) for m in router.get("route_mappings", [])])
+    return SparseSpec(router=router, **data)
 
 
 @dataclass
@@ -82,6 +160,8 @@ class Manifest:
     files: dict[str, dict[str, Any]]
     embedding: EmbeddingSpec | None = None
     cross_encoder: CrossEncoderSpec | None = None
+    sparse: SparseSpec | None = None
+    multi_vector: MultiVectorSpec | None = None
     source: dict[str, Any] = field(default_factory=dict)
     architecture: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -130,6 +210,8 @@ class Manifest:
             variants = {name: VariantSpec(**spec) for name, spec in data["variants"].items()}
             embedding = EmbeddingSpec(**data["embedding"]) if data.get("embedding") else None
             cross = CrossEncoderSpec(**data["cross_encoder"]) if data.get("cross_encoder") else None
+            sparse = _sparse_from_dict(data["sparse"]) if data.get("sparse") else None
+            multi = MultiVectorSpec(**data["multi_vector"]) if data.get("multi_vector") else None
             manifest = cls(
                 kind=kind,
                 tokenizer=tokenizer,
@@ -138,6 +220,8 @@ class Manifest:
                 files=dict(data["files"]),
                 embedding=embedding,
                 cross_encoder=cross,
+                sparse=sparse,
+                multi_vector=multi,
                 source=dict(data.get("source", {})),
                 architecture=dict(data.get("architecture", {})),
                 versions=dict(data.get("versions", {})),
@@ -158,6 +242,15 @@ class Manifest:
             raise ManifestError(f"{where}: a sentence-transformer bundle needs an 'embedding' section.")
         if self.kind == "cross-encoder" and self.cross_encoder is None:
             raise ManifestError(f"{where}: a cross-encoder bundle needs a 'cross_encoder' section.")
+        if self.kind == "sparse-encoder" and self.sparse is None:
+            raise ManifestError(f"{where}: a sparse-encoder bundle needs a 'sparse' section.")
+        if self.kind == "multi-vector-encoder" and self.multi_vector is None:
+            raise ManifestError(f"{where}: a multi-vector-encoder bundle needs a 'multi_vector' section.")
+        if self.sparse and self.sparse.similarity_fn_name not in SPARSE_SIMILARITY_FNS:
+            raise ManifestError(f"{where}: unknown sparse similarity_fn_name {self.sparse.similarity_fn_name!r}.")
+        if self.multi_vector and self.multi_vector.similarity_fn_name not in MULTI_VECTOR_SIMILARITY_FNS:
+            raise ManifestError(f"{where}: unknown multi-vector similarity_fn_name "
+                                f"{self.multi_vector.similarity_fn_name!r}.")
         if self.default_variant not in self.variants:
             raise ManifestError(f"{where}: default_variant {self.default_variant!r} is not among {sorted(self.variants)}.")
         paths = [self.tokenizer.file, *self.files]
@@ -165,6 +258,9 @@ class Manifest:
             paths.append(variant.file)
             if variant.weights_file:
                 paths.append(variant.weights_file)
+        if self.sparse and self.sparse.router:
+            for route in self.sparse.router.routes.values():
+                paths += [rel for rel in (route.weights_file, route.tokenizer_file) if rel]
         for rel in paths:
             check_relative_path(rel, where)
         for rel in paths:

@@ -7,6 +7,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .errors import BundleError
+
 MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "Identity": lambda x: x,
@@ -58,7 +60,10 @@ def pool(tokens: np.ndarray, mask: np.ndarray, modes: Sequence[str], prompt_leng
             index = seq - last - 1
             parts.append((tokens * m)[np.arange(len(tokens)), index])
         else:
-            raise ValueError(f"Unknown pooling mode {mode!r}; valid: {MODES}.")
+            raise BundleError(
+                f"Unknown pooling mode {mode!r} in the folder's Pooling config; st-runtime runs {MODES}. Fix "
+                "1_Pooling/config.json, or export the model with `st-runtime export`."
+            )
     return np.concatenate(parts, axis=-1)
 
 
@@ -67,7 +72,15 @@ class Dense:
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, activation: str) -> None:
         if activation not in ACTIVATIONS:
-            raise ValueError(f"Dense activation {activation!r} is not supported; supported: {sorted(ACTIVATIONS)}.")
+            raise BundleError(
+                f"Dense activation {activation!r} is not supported without torch; supported: {sorted(ACTIVATIONS)}. "
+                "Export the model with `st-runtime export` instead (the graph then holds the activation)."
+            )
+        if weight.ndim != 2 or (bias is not None and bias.shape != (weight.shape[0],)):
+            raise BundleError(
+                f"Dense weights have shapes {weight.shape} / {None if bias is None else bias.shape}; expected "
+                "(out, in) and (out,). Re-save the model with sentence-transformers."
+            )
         self.weight_t = np.ascontiguousarray(weight.T.astype(np.float32))
         self.bias = None if bias is None else bias.astype(np.float32)
         self.activation = ACTIVATIONS[activation]

@@ -32,14 +32,33 @@ def quantize_embeddings(
             return []
         if isinstance(embeddings[0], np.ndarray) and embeddings[0].ndim == 2:
             if precision.endswith("int8") and ranges is None:
-                data = np.concatenate(embeddings, 0) if calibration_embeddings is None else calibration_embeddings
+                try:
+                    data = np.concatenate(embeddings, 0) if calibration_embeddings is None else calibration_embeddings
+                except ValueError as exc:
+                    raise InputValidationError(f"The embedding matrices do not share one dimension: {exc}") from exc
                 if len(data):
-                    ranges = _ranges(data, precision, calibration_embeddings)
+                    ranges = _ranges(_numeric("embeddings", data), precision, calibration_embeddings)
             return [quantize_embeddings(m, precision, ranges, calibration_embeddings) for m in embeddings]
-        embeddings = np.array(embeddings)
-    embeddings = np.asarray(embeddings)
+        embeddings = _numeric("embeddings", embeddings)
+    embeddings = _numeric("embeddings", embeddings)
     if embeddings.dtype in (np.uint8, np.int8):
         raise InputValidationError("Embeddings to quantize must be float rather than int8 or uint8.")
+    if embeddings.ndim not in (1, 2):
+        raise InputValidationError(f"Embeddings must have shape (n, dim) or (dim,), got {embeddings.shape}.")
+    if precision.endswith("int8") and ranges is not None:
+        ranges = _numeric("ranges", ranges)
+        if ranges.shape != (2, embeddings.shape[-1]):
+            raise InputValidationError(
+                f"ranges must have shape (2, {embeddings.shape[-1]}) (per-dimension min and max), got {ranges.shape}."
+            )
+    if precision.endswith("int8") and ranges is None and calibration_embeddings is not None:
+        calibration_embeddings = _numeric("calibration_embeddings", calibration_embeddings)
+        if calibration_embeddings.ndim != 2 or len(calibration_embeddings) == 0 or \
+                calibration_embeddings.shape[1] != embeddings.shape[-1]:
+            raise InputValidationError(
+                f"calibration_embeddings must have shape (n >= 1, {embeddings.shape[-1]}), got "
+                f"{calibration_embeddings.shape}."
+            )
     if embeddings.ndim == 2 and embeddings.shape[0] == 0:
         dim = embeddings.shape[1]
         if precision.endswith("int8"):
@@ -60,6 +79,16 @@ def quantize_embeddings(
     if precision == "binary":
         return (np.packbits(embeddings > 0, axis=-1) - 128).astype(np.int8)
     return np.packbits(embeddings > 0, axis=-1)
+
+
+def _numeric(name: str, value) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:
+        raise InputValidationError(f"{name} must form a regular numeric array: {exc}") from exc
+    if array.dtype.kind not in "fiub":
+        raise InputValidationError(f"{name} must be numeric, got an array of {array.dtype}.")
+    return array
 
 
 def _ranges(embeddings: np.ndarray, precision: str, calibration: np.ndarray | None) -> np.ndarray:

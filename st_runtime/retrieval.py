@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import InputValidationError
 from .similarity import cos_sim, dot_score, normalize_embeddings
 
 ScoreFunction = Callable[[Any, Any], np.ndarray]
@@ -19,14 +20,15 @@ __all__ = ["community_detection", "paraphrase_mining", "paraphrase_mining_embedd
 
 def _to_array(a: Any) -> np.ndarray:
     """Embeddings as a float numpy array (lists of arrays are stacked, Python floats become float32)."""
-    if isinstance(a, np.ndarray):
-        arr = a
-    elif isinstance(a, (list, tuple)) and len(a) and all(isinstance(x, np.ndarray) for x in a):
-        arr = np.stack(a)
-    elif hasattr(a, "__array__"):
-        arr = np.asarray(a)
-    else:
-        arr = np.asarray(a, dtype=np.float32)
+    try:
+        if isinstance(a, (list, tuple)) and len(a) and all(isinstance(x, np.ndarray) for x in a):
+            arr = np.stack(a)
+        else:
+            arr = np.asarray(a)
+    except ValueError as exc:
+        raise InputValidationError(f"Embeddings must form a regular (n, dim) array: {exc}") from exc
+    if arr.dtype.kind not in "fbiu":
+        raise InputValidationError(f"Embeddings must be numbers, got an array of {arr.dtype}.")
     if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:  # ints, bools, float16: score in float32
         arr = arr.astype(np.float32)
     return arr
@@ -36,7 +38,29 @@ def _to_batch(a: Any) -> np.ndarray:
     arr = _to_array(a)
     if arr.ndim == 1:
         return arr.reshape(0, 0) if arr.size == 0 else arr[None, :]
+    if arr.ndim != 2:
+        raise InputValidationError(f"Expected embeddings of shape (n, dim) or (dim,), got shape {arr.shape}.")
     return arr
+
+
+def _check_ints(where: str, **values: Any) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise InputValidationError(f"{where}: {name} must be an integer, got {value!r}.")
+
+
+def _check_score_function(where: str, score_function: Any) -> None:
+    if not callable(score_function):
+        raise InputValidationError(f"{where}: score_function must be callable (e.g. util.cos_sim), got {score_function!r}.")
+
+
+def _scores(score_function: ScoreFunction, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    scores = np.asarray(score_function(a, b))
+    if scores.shape != (len(a), len(b)):
+        raise InputValidationError(
+            f"score_function returned shape {scores.shape}, expected {(len(a), len(b))} (a score matrix)."
+        )
+    return scores
 
 
 def _sort_desc(values: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +97,18 @@ def semantic_search(
     score_function: ScoreFunction = cos_sim,
 ) -> list[list[dict[str, int | float]]]:
     """Top-k corpus entries for each query: one list per query of {"corpus_id", "score"}, best first."""
+    for name, value in (("top_k", top_k), ("query_chunk_size", query_chunk_size),
+                        ("corpus_chunk_size", corpus_chunk_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if name == "top_k" else 1):
+            raise InputValidationError(
+                f"semantic_search: {name} must be a {'non-negative' if name == 'top_k' else 'positive'} integer, got "
+                f"{value!r} (sentence-transformers raises for a negative top_k too)."
+            )
+    _check_score_function("semantic_search", score_function)
     queries = _to_batch(query_embeddings)
     corpus = _to_batch(corpus_embeddings)
+    if queries.size and corpus.size and queries.shape[1] != corpus.shape[1]:
+        raise InputValidationError(f"Query dimension {queries.shape[1]} differs from corpus dimension {corpus.shape[1]}.")
     n_queries, n_corpus = len(queries), len(corpus)
     k = max(0, min(top_k, n_corpus))
     best_values = np.empty((n_queries, 0), dtype=np.float32)
@@ -91,8 +125,8 @@ def semantic_search(
             chunk_values, chunk_ids = [], []
             for q_start in range(0, n_queries, query_chunk_size):
                 query_chunk = queries[q_start : q_start + query_chunk_size]
-                scores = dot_score(query_chunk, chunk) if normalize else score_function(query_chunk, chunk)
-                values, ids = _topk(np.asarray(scores), k)
+                scores = dot_score(query_chunk, chunk) if normalize else _scores(score_function, query_chunk, chunk)
+                values, ids = _topk(scores, k)
                 chunk_values.append(values)
                 chunk_ids.append(ids + c_start)
             best_values, best_ids = _sort_desc(
@@ -150,7 +184,14 @@ def paraphrase_mining_embeddings(
     """Most similar pairs [score, i, j] (i < j) among ``embeddings``: up to ``top_k`` neighbours per entry,
     at most ``max_pairs`` pairs, best first. ``score_function`` is assumed symmetric (first-seen score is kept).
     """
-    embeddings = _to_batch(embeddings) if len(embeddings) else np.empty((0, 0), dtype=np.float32)
+    _check_ints("paraphrase_mining_embeddings", query_chunk_size=query_chunk_size,
+                corpus_chunk_size=corpus_chunk_size, max_pairs=max_pairs, top_k=top_k)
+    _check_score_function("paraphrase_mining_embeddings", score_function)
+    if query_chunk_size < 1 or corpus_chunk_size < 1:
+        raise InputValidationError("paraphrase_mining_embeddings: chunk sizes must be positive.")
+    embeddings = _to_batch(embeddings)
+    if embeddings.size == 0:
+        embeddings = np.empty((0, 0), dtype=np.float32)
     n = len(embeddings)
     keep_k = max(0, min(top_k + 1, n))
     pair_keys = np.empty(0, dtype=np.int64)  # i * n + j of the pairs kept so far (i < j)
@@ -163,7 +204,7 @@ def paraphrase_mining_embeddings(
         values = np.empty((len(queries), 0), dtype=np.float64)
         ids = np.empty((len(queries), 0), dtype=np.int64)
         for c_start in range(0, n, corpus_chunk_size):
-            scores = np.asarray(score_function(queries, embeddings[c_start : c_start + corpus_chunk_size]))
+            scores = _scores(score_function, queries, embeddings[c_start : c_start + corpus_chunk_size])
             chunk_values, chunk_ids = _topk(scores, keep_k)
             values, ids = _sort_desc(
                 np.concatenate([values, chunk_values], 1), np.concatenate([ids, chunk_ids + c_start], 1), keep_k
@@ -193,9 +234,14 @@ def community_detection(
     """Fast community detection: groups of at least ``min_community_size`` entries whose cosine similarity to a
     central entry is >= ``threshold``. Largest first; each community lists its center first.
     """
-    if len(embeddings) == 0:
-        return []
+    _check_ints("community_detection", min_community_size=min_community_size, batch_size=batch_size)
+    if batch_size < 1:
+        raise InputValidationError(f"community_detection: batch_size must be positive, got {batch_size}.")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or np.isnan(threshold):
+        raise InputValidationError(f"community_detection: threshold must be a number, got {threshold!r}.")
     embeddings = _to_batch(embeddings)
+    if embeddings.size == 0:
+        return []
     n = len(embeddings)
     if n < min_community_size:
         return []

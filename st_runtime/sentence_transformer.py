@@ -2,70 +2,116 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from .bundle import Bundle
+from .compat import check_extra_kwargs, check_init_arguments, refuse_tensor, variant_for_backend
+from .config import DEFAULT_BATCH_TOKENS, EncodeConfig
 from .engine import GraphRunner
 from .errors import InputValidationError
 from .inputs import positive_int, text_batch
-from .loading import build_runner
+from .loading import AutoPolicy, build_runner
 from .manifest import MANIFEST_NAME, EmbeddingSpec, Manifest
-from .model_base import RunnerModel
-from .quantization import check_precision, quantize_embeddings
-from .similarity import PAIRWISE, SIMILARITY, normalize_embeddings, resolve_similarity_name
+from .model_base import RunnerModel, Rows
+from .similarity import PAIRWISE, SIMILARITY
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_TOKENS = 4096
 OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
+_FROM_CONFIG: Any = "from config"  # encode(max_batch_tokens=...) default: the configuration's token budget
+
+__all__ = ["SentenceTransformer", "DEFAULT_BATCH_TOKENS"]
 
 
 class SentenceTransformer(RunnerModel):
-    """Embed texts with an exported bundle.
+    """Embed texts with an exported bundle, or a Sentence Transformers folder holding its own ONNX/OpenVINO graph.
 
-    ``SentenceTransformer("bundle_dir")`` opens a bundle written by ``st-runtime export``; settings
-    (pooling, prompts, similarity, max length) come from its manifest. ``variant`` picks a graph in
-    the bundle ('auto' chooses the best this machine runs), ``device`` maps to execution providers.
+    ``SentenceTransformer("bundle_dir")`` opens a bundle written by ``st-runtime export``; settings (pooling,
+    prompts, similarity, max length) come from its manifest and form ``model.config``, the one immutable
+    ``EncodeConfig`` that every path (pool workers, device moves, ``embed``, ``evaluate``, the server) receives.
+    ``variant`` picks a graph in the bundle ('auto' chooses the fastest this machine runs among those that passed
+    their accuracy gate and are batch-independent unless ``allow_batch_dependent``, with optional floors
+    ``min_retention`` on the recorded NDCG@10 retention and ``min_top10`` on top-10 overlap), ``device`` maps to
+    execution providers. sentence-transformers' loading arguments that need torch or the Hub are refused by name
+    (``st_runtime.compat.REFUSED``).
     """
 
     def __init__(
         self,
-        model_name_or_path: str | Path,
+        model_name_or_path: str | Path | None = None,
         *,
-        variant: str | None = None,
+        modules: Any = None,
         device: str | None = None,
-        threads: int | None = None,
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
-        truncate_dim: int | None = None,
+        cache_folder: str | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        token: bool | str | None = None,
+        use_auth_token: bool | str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        model_card_data: Any = None,
+        backend: str = "torch",
         similarity_fn_name: str | None = None,
+        truncate_dim: int | None = None,
+        variant: str | None = None,
+        threads: int | None = None,
         verify: bool = True,
         file_name: str | None = None,
+        allow_batch_dependent: bool = False,
+        min_retention: float | None = None,
+        min_top10: float | None = None,
     ) -> None:
         from .st_folder import is_st_folder, open_st_folder
 
-        self._threads = threads
+        file_name = check_init_arguments(
+            "SentenceTransformer", model_name_or_path, modules=modules, cache_folder=cache_folder,
+            trust_remote_code=trust_remote_code, revision=revision, token=token, use_auth_token=use_auth_token,
+            model_kwargs=model_kwargs, processor_kwargs=processor_kwargs, config_kwargs=config_kwargs,
+            model_card_data=model_card_data, file_name=file_name)
         path = Path(model_name_or_path).expanduser()
         if not (path / MANIFEST_NAME).is_file() and is_st_folder(path):
             # A Sentence Transformers folder with ST's own onnx/ or openvino/ graph: pooling runs in numpy.
             self.bundle = None
-            self.variant, runner, manifest = open_st_folder(path, file_name or variant, device, threads)
+            chosen = file_name or variant
+
+            def opener(dev: str | None) -> tuple[str, GraphRunner]:
+                name, runner, self._st_manifest = open_st_folder(path, chosen, dev, threads, backend=backend)
+                return name, runner
+
+            self.variant, runner = opener(device)
+            manifest = self._st_manifest
+            self._factory = functools.partial(type(self), str(path), file_name=self.variant, backend=backend,
+                                              verify=False)
         else:
-            self.bundle = Bundle.open(path, expected_kind="sentence-transformer", verify=verify)
-            self.variant, runner = build_runner(self.bundle, variant, device, threads)
-            manifest = self.bundle.manifest
-        self._init(runner, manifest, device, prompts, default_prompt_name, truncate_dim, similarity_fn_name)
+            bundle = self.bundle = Bundle.open(path, expected_kind="sentence-transformer", verify=verify)
+            chosen = variant_for_backend(bundle, variant, backend)
+
+            policy = AutoPolicy(allow_batch_dependent, min_retention, min_top10)  # only variant="auto" reads it
+
+            def opener(dev: str | None) -> tuple[str, GraphRunner]:
+                return build_runner(bundle, chosen, dev, threads, policy)
+
+            self.variant, runner = opener(device)
+            self._factory = functools.partial(type(self), str(bundle.root), variant=self.variant, verify=False)
+        self._opener = opener
+        self._init(runner, manifest if self.bundle is None else self.bundle.manifest, device, prompts,
+                   default_prompt_name, truncate_dim, similarity_fn_name)
 
     @classmethod
     def from_parts(cls, runner: GraphRunner, manifest: Manifest, **settings: Any) -> "SentenceTransformer":
         """Build an encoder from an in-memory runner and manifest (no bundle directory needed)."""
         self = cls.__new__(cls)
-        self.bundle, self.variant, self._threads = None, manifest.default_variant, None
+        self.bundle, self.variant = None, manifest.default_variant
         self._init(runner, manifest, settings.pop("device", None), **settings)
         return self
 
@@ -76,32 +122,62 @@ class SentenceTransformer(RunnerModel):
         self._runner = runner
         self._device = device or "cpu"
         self._spec = spec
-        self.prompts: dict[str, str] = dict(spec.prompts)
-        if prompts:
-            self.prompts.update(prompts)
-        self.default_prompt_name = default_prompt_name if default_prompt_name is not None else spec.default_prompt_name
-        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
-            raise InputValidationError(
-                f"Default prompt name {self.default_prompt_name!r} not found in the configured prompts "
-                f"dictionary with keys {list(self.prompts)!r}."
-            )
-        self.truncate_dim = truncate_dim if truncate_dim is not None else spec.truncate_dim
-        if self.truncate_dim is not None:
-            self._check_truncate_dim(self.truncate_dim)
-        self._similarity_fn_name = (
-            resolve_similarity_name(similarity_fn_name) if similarity_fn_name else spec.similarity_fn_name
+        merged = dict(spec.prompts)
+        merged.update(prompts or {})
+        config = EncodeConfig(
+            prompts=merged,
+            default_prompt_name=default_prompt_name if default_prompt_name is not None else spec.default_prompt_name,
+            include_prompt=spec.include_prompt,
+            max_seq_length=runner.tokenizer.max_seq_length,
+            truncate_dim=truncate_dim if truncate_dim is not None else spec.truncate_dim,
+            similarity_fn_name=similarity_fn_name or spec.similarity_fn_name or "cosine",
         )
+        self._set_config(config)
 
-    # ----- properties with sentence-transformers' names -------------------------------------------------
+    def _set_config(self, config: EncodeConfig) -> None:
+        if config.truncate_dim is not None and config.truncate_dim > self._spec.dimension:
+            raise InputValidationError(
+                f"truncate_dim={config.truncate_dim} is larger than the embedding dimension {self._spec.dimension}."
+            )
+        if not config.include_prompt and "prompt_length" not in self._runner.input_names:
+            raise InputValidationError(
+                "include_prompt=False needs a graph exported with prompt-excluding pooling; re-export the model "
+                "after model.set_pooling_include_prompt(False)."
+            )
+        super()._set_config(config)
+
+    # ----- settings with sentence-transformers' names (each change is a new configuration) ----------------------
+    @property
+    def prompts(self) -> dict[str, str]:
+        return dict(self._config.prompts)
+
+    @prompts.setter
+    def prompts(self, value: dict[str, str]) -> None:
+        self._set_config(self._config.replace(prompts=value))
+
+    @property
+    def default_prompt_name(self) -> str | None:
+        return self._config.default_prompt_name
+
+    @default_prompt_name.setter
+    def default_prompt_name(self, value: str | None) -> None:
+        self._set_config(self._config.replace(default_prompt_name=value))
+
+    @property
+    def truncate_dim(self) -> int | None:
+        return self._config.truncate_dim
+
+    @truncate_dim.setter
+    def truncate_dim(self, value: int | None) -> None:
+        self._set_config(self._config.replace(truncate_dim=value))
+
     @property
     def similarity_fn_name(self) -> str:
-        if self._similarity_fn_name is None:
-            self._similarity_fn_name = "cosine"
-        return self._similarity_fn_name
+        return self._config.similarity_fn_name
 
     @similarity_fn_name.setter
     def similarity_fn_name(self, value: str) -> None:
-        self._similarity_fn_name = resolve_similarity_name(value)
+        self._set_config(self._config.replace(similarity_fn_name=value))
 
     def get_embedding_dimension(self) -> int:
         """Output dimension, after ``truncate_dim`` if set."""
@@ -114,32 +190,34 @@ class SentenceTransformer(RunnerModel):
         return f"SentenceTransformer({self._where()!r}, variant={self.variant!r}, device={self.device!r})"
 
     # ----- encoding -----------------------------------------------------------------------------------
-    def _check_truncate_dim(self, truncate_dim: int) -> int:
-        truncate_dim = positive_int("truncate_dim", truncate_dim)
-        if truncate_dim > self._spec.dimension:
+    def call_config(self, config: EncodeConfig | None = None, *, truncate_dim: int | None = None,
+                    normalize_embeddings: bool = False, precision: str = "float32",
+                    max_batch_tokens: Any = _FROM_CONFIG) -> EncodeConfig:
+        """The configuration one ``encode`` call runs with: ``config`` (default: the model's) plus the call's
+        arguments. Call arguments add to the configuration (a truncate_dim, normalizing, a precision other than
+        float32); they never undo it."""
+        config = config if config is not None else self._config
+        if not isinstance(config, EncodeConfig):
+            raise InputValidationError(f"config must be an st_runtime.config.EncodeConfig, got {config!r}.")
+        changes: dict[str, Any] = {}
+        if truncate_dim is not None:
+            changes["truncate_dim"] = truncate_dim
+        if normalize_embeddings:
+            changes["normalize"] = True
+        if precision != "float32":
+            changes["precision"] = precision
+        if max_batch_tokens is not _FROM_CONFIG:
+            changes["max_batch_tokens"] = max_batch_tokens
+        config = config.replace(**changes) if changes else config
+        if config.truncate_dim is not None and config.truncate_dim > self._spec.dimension:
             raise InputValidationError(
-                f"truncate_dim={truncate_dim} is larger than the embedding dimension {self._spec.dimension}."
+                f"truncate_dim={config.truncate_dim} is larger than the embedding dimension {self._spec.dimension}."
             )
-        return truncate_dim
-
-    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
-        if prompt is None:
-            if prompt_name is not None:
-                if prompt_name not in self.prompts:
-                    raise InputValidationError(
-                        f"Prompt name {prompt_name!r} not found in the configured prompts dictionary with keys "
-                        f"{list(self.prompts)!r}. Pass prompts={{...}} when loading, or use prompt='...'."
-                    )
-                return self.prompts[prompt_name]
-            if self.default_prompt_name is not None:
-                return self.prompts.get(self.default_prompt_name)
-        elif prompt_name is not None:
-            logger.warning("Provide either a `prompt` or a `prompt_name`, not both. Ignoring `prompt_name`.")
-        return prompt
+        return config
 
     def encode(
         self,
-        sentences: str | list[str],
+        inputs: str | Sequence[str] | None = None,
         prompt_name: str | None = None,
         prompt: str | None = None,
         batch_size: int = 32,
@@ -148,120 +226,186 @@ class SentenceTransformer(RunnerModel):
         precision: str = "float32",
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
-        device: str | None = None,
+        device: str | list[str] | None = None,
         normalize_embeddings: bool = False,
         truncate_dim: int | None = None,
         pool: dict | None = None,
         chunk_size: int | None = None,
-        max_batch_tokens: int | None = DEFAULT_BATCH_TOKENS,
+        *,
+        max_batch_tokens: int | None = _FROM_CONFIG,
+        config: EncodeConfig | None = None,
         **kwargs: Any,
     ) -> np.ndarray | list:
         """Embed one text (1-D result) or a list (2-D result), with sentence-transformers' semantics.
 
         Results are numpy: ``convert_to_tensor=True`` is refused (st-runtime has no torch), and
-        ``convert_to_numpy=False`` gives a list of 1-D arrays. ``max_batch_tokens`` additionally caps
-        each batch at that many padded tokens (default 4096; None for no cap): results are the same, peak
-        memory is bounded (attention buffers grow with batch x length^2).
+        ``convert_to_numpy=False`` gives a list of 1-D arrays. ``device=[...]`` (a list) runs a temporary
+        multi-process pool on those devices, as sentence-transformers does. Ours: ``max_batch_tokens`` caps each
+        batch at that many padded tokens (default: the configuration's, 4096; None for no cap): results are the
+        same, peak memory is bounded. ``config`` runs the call with another ``EncodeConfig`` (``model.config.replace
+        (...)``), for instance one with stored int8 ranges.
         """
-        if kwargs.pop("task", None) not in (None, "query", "document"):
-            raise InputValidationError("task must be 'query', 'document' or None.")
-        if kwargs:
-            raise InputValidationError(
-                f"encode() got arguments this runtime does not use: {sorted(kwargs)}. See the README's API table."
-            )
-        if convert_to_tensor:
-            raise InputValidationError(
-                "convert_to_tensor=True needs torch, which st-runtime does not use; results are numpy arrays. "
-                "Drop the argument, or wrap the result with torch.from_numpy(...) in your own code."
-            )
+        if "sentences" in kwargs:  # sentence-transformers' old name of ``inputs``
+            legacy = kwargs.pop("sentences")
+            inputs = legacy if inputs is None else inputs
+        task = check_extra_kwargs("encode", kwargs)
+        refuse_tensor(convert_to_tensor)
         if output_value not in ("sentence_embedding", "token_embeddings", None):
             raise InputValidationError(
                 f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}."
             )
         batch_size = positive_int("batch_size", batch_size)
-        check_precision(precision)
+        config = self.call_config(config, truncate_dim=truncate_dim, normalize_embeddings=normalize_embeddings,
+                                  precision=precision, max_batch_tokens=max_batch_tokens)
+        texts, single = text_batch(inputs)
+        prompt = config.resolve_prompt(prompt, prompt_name)
+        del task  # routing by task needs a Router module, which bundles do not have: prompts carry the task
+        if isinstance(device, list):
+            return self._encode_on_devices(texts, single, device, chunk_size, prompt=prompt, batch_size=batch_size,
+                                           output_value=output_value, config=config,
+                                           convert_to_numpy=convert_to_numpy)
         if device is not None and device != self._device:
             self.to(device)
-        texts, single = text_batch(sentences)
         if pool is not None:
             from .multiprocess import encode_with_pool
 
-            return encode_with_pool(
-                self, texts, single, pool, chunk_size, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
-                output_value=output_value, precision=precision, convert_to_numpy=convert_to_numpy,
-                normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim, max_batch_tokens=max_batch_tokens,
-            )
-        truncate_dim = self._check_truncate_dim(truncate_dim) if truncate_dim is not None else self.truncate_dim
-        prompt = self._resolve_prompt(prompt, prompt_name)
-        if show_progress_bar is None:
-            show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG) and len(texts) > batch_size
-
-        results = self._run(texts, prompt, batch_size, max_batch_tokens, output_value, truncate_dim,
-                            normalize_embeddings, show_progress_bar)
-        if output_value != "sentence_embedding":
-            return results[0] if single else results
-        if precision != "float32" and len(results):
-            results = quantize_embeddings(results, precision)
-        if not convert_to_numpy:
+            parts = encode_with_pool(pool, texts, chunk_size, "encode_texts",
+                                     {"config": config, "prompt": prompt, "batch_size": batch_size,
+                                      "output_value": output_value, "quantize": False})
+            if output_value == "sentence_embedding":
+                dim = config.truncate_dim or self._spec.dimension
+                results: Any = np.concatenate(parts, 0) if parts else np.zeros((0, dim), np.float32)
+                results = config.quantize(results)
+            else:
+                results = [item for part in parts for item in part]
+        else:
+            if show_progress_bar is None:
+                show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG) and \
+                    len(texts) > batch_size
+            results = self.encode_texts(texts, config, prompt=prompt, batch_size=batch_size,
+                                        output_value=output_value, show_progress_bar=show_progress_bar)
+        if output_value == "sentence_embedding" and not convert_to_numpy:
             results = list(results)
         return results[0] if single else results
 
-    def _run(self, texts, prompt, batch_size, max_batch_tokens, output_value, truncate_dim, normalize, progress):
-        dim = self._spec.dimension if truncate_dim is None else truncate_dim
+    def _encode_on_devices(self, texts, single, devices, chunk_size, **call) -> Any:
+        if not devices or not all(isinstance(d, str) for d in devices):
+            raise InputValidationError(f"device must be a string or a non-empty list of strings, got {devices!r}.")
+        pool = self.start_multi_process_pool(target_devices=devices)
+        try:
+            return self.encode(texts if not single else texts[0], pool=pool, chunk_size=chunk_size, **call)
+        finally:
+            self.stop_multi_process_pool(pool)
+
+    def encode_texts(self, texts: list[str], config: EncodeConfig, *, prompt: str | None = None,
+                     batch_size: int = 32, output_value: OutputValue = "sentence_embedding", quantize: bool = True,
+                     show_progress_bar: bool = False) -> Any:
+        """Embed checked ``texts`` with ``config`` whole (prompt already resolved): what ``encode`` runs in this
+        process and what every pool worker runs on its chunk. ``quantize=False`` returns float32 rows (pools
+        quantize once, after joining, so every row shares one set of ranges)."""
+        tokenizer = self._tokenizer_for(config)
+        full = [prompt + text for text in texts] if prompt else texts
+        rows = tokenizer.encode(full)
         if output_value == "sentence_embedding":
-            out: Any = np.zeros((len(texts), dim), dtype=np.float32)
-        else:
-            out = [None] * len(texts)
-        if not texts:
-            return out
-        extra = None
-        if "prompt_length" in self._runner.input_names:
-            length = self.tokenizer.prompt_length(prompt) if prompt else 0
-            extra = {"prompt_length": np.array([length], dtype=np.int64)}
-        if prompt:
-            texts = [prompt + text for text in texts]
-        bar = tqdm(total=len(texts), desc="Batches", unit="text") if progress else None
-        wanted = ["sentence_embedding"] if output_value == "sentence_embedding" else None  # token embeddings not fetched
-        for indices, encoded, outputs in self._runner.iter_batches(texts, batch_size, max_batch_tokens, extra, wanted):
-            emb = outputs["sentence_embedding"]
-            if truncate_dim is not None:
-                emb = emb[:, :truncate_dim]
-            if output_value == "sentence_embedding":
-                out[indices] = normalize_embeddings(emb) if normalize else emb
-            elif output_value == "token_embeddings":
-                for row, index in enumerate(indices):
-                    mask = encoded["attention_mask"][row]
+            return self.encode_tokenized(rows, prompt, config=config, batch_size=batch_size,
+                                         show_progress_bar=show_progress_bar, quantize=quantize)
+        prompt_length = tokenizer.prompt_length(prompt) if prompt and not config.include_prompt else 0
+        results: list[Any] = [None] * len(rows)
+        for indices, encoded, outputs in self._row_batches(rows, tokenizer, batch_size, config.max_batch_tokens,
+                                                           self._extra(prompt_length)):
+            emb = self._finish(outputs["sentence_embedding"], config)
+            for row, index in enumerate(indices):
+                mask = encoded["attention_mask"][row]
+                if output_value == "token_embeddings":
                     last = int(np.nonzero(mask)[0][-1]) if mask.any() else 0
-                    out[index] = outputs["token_embeddings"][row, : last + 1]
-            else:
-                for row, index in enumerate(indices):
+                    results[index] = outputs["token_embeddings"][row, : last + 1]
+                else:
                     item = {name: value[row] for name, value in encoded.items() if name in self._runner.input_names}
-                    item["attention_mask"] = encoded["attention_mask"][row]
+                    item["attention_mask"] = mask
                     item["token_embeddings"] = outputs["token_embeddings"][row]
                     item["sentence_embedding"] = emb[row]
-                    out[index] = item
+                    results[index] = item
+        return results
+
+    def encode_tokenized(self, rows: Rows, prompt: str | None = None, *, config: EncodeConfig | None = None,
+                         batch_size: int = 32, max_batch_tokens: int | None = _FROM_CONFIG,
+                         show_progress_bar: bool = False, quantize: bool = True) -> np.ndarray:
+        """Sentence embeddings of rows that are already tokenized: the hook for callers that tokenize once
+        (the HTTP server counts tokens, checks lengths and batches requests on the same rows).
+
+        ``rows`` must be ``model.tokenizer.encode([prompt + text for text in texts])`` (the model's tokenizer at
+        the configured max_seq_length, with the prompt, if any, already prepended); ``prompt`` is only used to
+        exclude the prompt's tokens from pooling when the model has ``include_prompt=False``. ``config`` (default:
+        the model's) is applied whole: truncate_dim, normalize, token budget, precision with its ranges.
+        Returns an (n, dim) array, float32 unless the precision says otherwise.
+        """
+        config = self.call_config(config, max_batch_tokens=max_batch_tokens)
+        prompt_length = self._tokenizer_for(config).prompt_length(prompt) if prompt and not config.include_prompt \
+            else 0
+        return self.encode_rows(rows, config, prompt_length=prompt_length, batch_size=batch_size,
+                                show_progress_bar=show_progress_bar, quantize=quantize)
+
+    def encode_rows(self, rows: Rows, config: EncodeConfig | None = None, *, prompt_length: int = 0,
+                    batch_size: int = 32, show_progress_bar: bool = False, quantize: bool = True) -> np.ndarray:
+        """``encode_tokenized`` with the prompt's token count given directly (``prompt_length``: the tokens to
+        exclude from pooling when ``config.include_prompt`` is False, ``model.tokenizer.prompt_length(prompt)``)."""
+        config = self.call_config(config)
+        batch_size = positive_int("batch_size", batch_size)
+        tokenizer = self._tokenizer_for(config)
+        dim = config.truncate_dim or self._spec.dimension
+        out = np.zeros((len(rows), dim), dtype=np.float32)
+        bar = tqdm(total=len(rows), desc="Batches", unit="text") if show_progress_bar and rows else None
+        for indices, _, outputs in self._row_batches(rows, tokenizer, batch_size, config.max_batch_tokens,
+                                                     self._extra(prompt_length), ["sentence_embedding"]):
+            out[indices] = self._finish(outputs["sentence_embedding"], config)
             if bar is not None:
                 bar.update(len(indices))
         if bar is not None:
             bar.close()
-        return out
+        return config.quantize(out) if quantize else out
 
-    def encode_query(self, sentences: str | list[str], **kwargs: Any):
+    def _extra(self, prompt_length: int) -> dict[str, np.ndarray] | None:
+        if "prompt_length" not in self._runner.input_names:
+            return None
+        return {"prompt_length": np.array([prompt_length], dtype=np.int64)}
+
+    @staticmethod
+    def _finish(embeddings: np.ndarray, config: EncodeConfig) -> np.ndarray:
+        from .similarity import normalize_embeddings
+
+        if config.truncate_dim is not None:
+            embeddings = embeddings[:, : config.truncate_dim]
+        return normalize_embeddings(embeddings) if config.normalize else embeddings
+
+    def encode_query(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
+                     prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+                     output_value: OutputValue = "sentence_embedding", precision: str = "float32",
+                     convert_to_numpy: bool = True, convert_to_tensor: bool = False,
+                     device: str | list[str] | None = None, normalize_embeddings: bool = False,
+                     truncate_dim: int | None = None, pool: dict | None = None, chunk_size: int | None = None,
+                     **kwargs: Any):
         """encode() with the model's 'query' prompt when it has one (sentence-transformers >= 5 semantics)."""
-        return self._encode_task("query", sentences, kwargs)
+        if prompt_name is None and prompt is None and "query" in self._config.prompts:
+            prompt_name = "query"
+        kwargs.setdefault("task", "query")
+        return self.encode(inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
+                           convert_to_numpy, convert_to_tensor, device, normalize_embeddings, truncate_dim, pool,
+                           chunk_size, **kwargs)
 
-    def encode_document(self, sentences: str | list[str], **kwargs: Any):
+    def encode_document(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
+                        prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+                        output_value: OutputValue = "sentence_embedding", precision: str = "float32",
+                        convert_to_numpy: bool = True, convert_to_tensor: bool = False,
+                        device: str | list[str] | None = None, normalize_embeddings: bool = False,
+                        truncate_dim: int | None = None, pool: dict | None = None, chunk_size: int | None = None,
+                        **kwargs: Any):
         """encode() with the model's 'document' (or 'passage'/'corpus') prompt when it has one."""
-        return self._encode_task("document", sentences, kwargs)
-
-    def _encode_task(self, task: str, sentences, kwargs):
-        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
-            names = ("query",) if task == "query" else ("document", "passage", "corpus")
-            for name in names:
-                if name in self.prompts:
-                    kwargs["prompt_name"] = name
-                    break
-        return self.encode(sentences, task=task, **kwargs)
+        if prompt_name is None and prompt is None:
+            prompt_name = next((n for n in ("document", "passage", "corpus") if n in self._config.prompts), None)
+        kwargs.setdefault("task", "document")
+        return self.encode(inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
+                           convert_to_numpy, convert_to_tensor, device, normalize_embeddings, truncate_dim, pool,
+                           chunk_size, **kwargs)
 
     # ----- similarity ---------------------------------------------------------------------------------
     def similarity(self, embeddings1, embeddings2) -> np.ndarray:
@@ -272,23 +416,21 @@ class SentenceTransformer(RunnerModel):
         """Row-by-row similarity of two equal-length embedding sets."""
         return PAIRWISE[self.similarity_fn_name](embeddings1, embeddings2)
 
-    # ----- devices, pools -----------------------------------------------------------------------------
-    def to(self, device: str) -> "SentenceTransformer":
-        """Re-open the graph on another device ('cpu', 'cuda', 'cuda:1')."""
-        if self.bundle is None:
-            raise InputValidationError("An encoder built from parts cannot change device; build it on the device.")
-        _, self._runner = build_runner(self.bundle, self.variant, device, self._threads)
-        self._device = device
-        return self
-
+    # ----- pools --------------------------------------------------------------------------------------
     def start_multi_process_pool(self, target_devices: list[str] | None = None, processes: int | None = None) -> dict:
-        """Start worker processes, each holding its own copy of this model (see ``encode(..., pool=pool)``)."""
+        """Start worker processes, each holding its own copy of this model's graph (see ``encode(..., pool=pool)``).
+
+        Workers receive the configuration with every chunk, so settings changed after the pool started apply too.
+        """
         from .multiprocess import start_pool
 
-        return start_pool(self, target_devices=target_devices, processes=processes)
+        if self._factory is None:
+            raise InputValidationError("A multi-process pool needs a model opened from a folder, not built from parts.")
+        return start_pool(self._factory, target_devices=target_devices, processes=processes)
 
     @staticmethod
     def stop_multi_process_pool(pool: dict) -> None:
         from .multiprocess import stop_pool
 
         stop_pool(pool)
+

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -15,7 +17,12 @@ _MAX_LENGTH_SENTINEL = 10**8  # HF uses ~1e30 for "no limit"
 
 
 class TextTokenizer:
-    """A ``tokenizers.Tokenizer`` configured exactly as the exported model's Hugging Face tokenizer."""
+    """A ``tokenizers.Tokenizer`` configured exactly as the exported model's Hugging Face tokenizer.
+
+    Truncation is fixed per tokenizer object in the ``tokenizers`` library, so each max length gets its own copy,
+    made once and never changed afterwards: views bound to different lengths (``with_max_length``) can be used from
+    many threads at once without one call's length leaking into another's.
+    """
 
     def __init__(self, tokenizer: Tokenizer, spec: TokenizerSpec) -> None:
         self._tok = tokenizer
@@ -23,6 +30,8 @@ class TextTokenizer:
         self._special = frozenset(spec.special_token_ids)
         self._tok.no_truncation()
         self._tok.no_padding()
+        self._copies: dict[int | None, Tokenizer] = {None: self._tok}
+        self._lock = threading.Lock()
         self.max_seq_length = spec.max_seq_length
 
     @classmethod
@@ -35,24 +44,41 @@ class TextTokenizer:
 
     @max_seq_length.setter
     def max_seq_length(self, value: int | None) -> None:
-        if value is not None and (not isinstance(value, int) or value < 1):
+        self._max_len = self.check_max_length(value)
+
+    def check_max_length(self, value: int | None) -> int | None:
+        """``value`` validated against the model's position limit (None or huge: no truncation)."""
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InputValidationError(f"max_seq_length must be a positive int or None, got {value!r}.")
         limit = self.spec.model_max_length
         if value is not None and limit is not None and value > limit:
             raise InputValidationError(
                 f"max_seq_length={value} exceeds what the model's position embeddings allow ({limit})."
             )
-        self._max_len = value if value is not None and value < _MAX_LENGTH_SENTINEL else None
-        if self._max_len is None:
-            self._tok.no_truncation()
-        else:
-            self._tok.enable_truncation(
-                self._max_len, strategy="longest_first", direction=self.spec.truncation_side
-            )
+        return value if value is not None and value < _MAX_LENGTH_SENTINEL else None
+
+    def with_max_length(self, value: int | None) -> "TextTokenizer":
+        """A view of this tokenizer that truncates at ``value`` (shares the copies; this one is unchanged)."""
+        view = copy.copy(self)
+        view._max_len = self.check_max_length(value)
+        return view
+
+    def _backend(self) -> Tokenizer:
+        length = self._max_len
+        tok = self._copies.get(length)
+        if tok is None:
+            with self._lock:
+                tok = self._copies.get(length)
+                if tok is None:
+                    tok = Tokenizer.from_str(self._tok.to_str())
+                    tok.no_padding()
+                    tok.enable_truncation(length, strategy="longest_first", direction=self.spec.truncation_side)
+                    self._copies[length] = tok
+        return tok
 
     def prompt_length(self, prompt: str) -> int:
         """Tokens the prompt occupies at the start of a text, as ST counts them (trailing special token excluded)."""
-        ids = self._tok.encode(prompt).ids
+        ids = self._backend().encode(prompt).ids
         length = len(ids)
         if ids and ids[-1] in self._special:
             length -= 1
@@ -61,10 +87,24 @@ class TextTokenizer:
     def encode(self, batch: Sequence[str] | Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
         """Token ids and type ids of each text (or pair), truncated but not padded."""
         try:
-            encodings = self._tok.encode_batch(list(batch))
+            encodings = self._backend().encode_batch(list(batch))
         except (TypeError, ValueError, UnicodeError) as exc:
             raise _explain_bad_text(batch, exc) from exc
         return [(e.ids, e.type_ids) for e in encodings]
+
+    def encode_checked(self, batch: Sequence[str] | Sequence[tuple[str, str]]
+                       ) -> tuple[list[tuple[list[int], list[int]]], list[bool]]:
+        """Like ``encode``, plus for each input whether truncation to max_seq_length cut it (the server's
+        ``truncate: false`` check, done on the same single tokenization)."""
+        encodings = self.encodings(batch)
+        return [(e.ids, e.type_ids) for e in encodings], [bool(e.overflowing) for e in encodings]
+
+    def encodings(self, batch: Sequence[str] | Sequence[tuple[str, str]]) -> list:
+        """The ``tokenizers.Encoding`` of each input (ids, offsets, special-token mask, overflow), truncated."""
+        try:
+            return self._backend().encode_batch(list(batch))
+        except (TypeError, ValueError, UnicodeError) as exc:
+            raise _explain_bad_text(batch, exc) from exc
 
     def pad(self, rows: Sequence[tuple[list[int], list[int]]], width: int | None = None) -> dict[str, np.ndarray]:
         """Pad encoded rows to the longest (or to ``width``) into int64 ``input_ids``, ``attention_mask`` and

@@ -21,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
         model = SentenceTransformer(args.bundle, variant=args.variant)
         out = embed_file(model, args.input, args.output, chunk_size=args.chunk_size, column=args.column,
                          prompt_name=args.prompt_name, truncate_dim=args.truncate_dim, normalize=args.normalize,
-                         precision=args.precision, batch_size=args.batch_size, restart=args.restart)
+                         precision=args.precision, batch_size=args.batch_size, restart=args.restart,
+                         calibration_embeddings=args.calibration_embeddings, calibration_size=args.calibration_size)
     print(f"wrote {out}")
     return 0
 
@@ -39,6 +40,10 @@ def register(sub) -> None:
     p.add_argument("--truncate-dim", type=int, default=None)
     p.add_argument("--normalize", action="store_true")
     p.add_argument("--precision", default="float32", choices=["float32", "int8", "uint8", "binary", "ubinary"])
+    p.add_argument("--calibration-embeddings", default=None, metavar="FILE",
+                   help="int8/uint8: a .npy of float embeddings whose per-dimension min/max give the ranges")
+    p.add_argument("--calibration-size", type=int, default=10_000,
+                   help="int8/uint8: ranges from this many texts at the start of the input (default 10000)")
     p.add_argument("--restart", action="store_true", help="discard an interrupted run instead of resuming it")
     p.add_argument("--ray", action="store_true", help="run on Ray Data (a local cluster unless --ray-address)")
     p.add_argument("--ray-address", default=None, help="address of an existing cluster, e.g. ray://head:10001 or auto")

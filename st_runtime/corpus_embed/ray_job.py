@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailableError
+from ..errors import BackendNotInstalledError
 from .sinks import chunk_table, join_parts
 from .sources import read_chunks
 
@@ -18,7 +18,7 @@ def _ray():
         import ray
         import ray.data  # noqa: F401
     except ImportError as exc:
-        raise BackendUnavailableError("Ray jobs need the ray extra: pip install 'st-runtime[ray]'") from exc
+        raise BackendNotInstalledError("Ray jobs need the ray extra: pip install 'st-runtime[ray]'") from exc
     return ray
 
 

@@ -34,8 +34,10 @@ def write_part(path: Path, table) -> None:
     tmp.rename(path)
 
 
-def join_parts(parts: list[Path], output: Path) -> None:
-    """Join part files into ``output`` (.parquet or .npy) via a temporary name, renamed at the end."""
+def join_parts(parts: list[Path], output: Path, metadata: dict[str, str] | None = None) -> None:
+    """Join part files into ``output`` (.parquet or .npy) via a temporary name, renamed at the end.
+
+    ``metadata`` goes into the Parquet schema metadata (the configuration the rows were made with)."""
     import pyarrow.parquet as pq
 
     tmp = output.with_name(f".{output.name}.tmp")
@@ -59,6 +61,8 @@ def join_parts(parts: list[Path], output: Path) -> None:
     try:
         for part in parts:
             table = pq.read_table(str(part))
+            if metadata:
+                table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
             if writer is None:
                 writer = pq.ParquetWriter(str(tmp), table.schema)
             writer.write_table(table)

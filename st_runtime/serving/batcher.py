@@ -27,14 +27,15 @@ from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import numpy as np
 
+from ..errors import InputValidationError
+from .errors import BatcherClosedError, BatcherInternalError
+
+__all__ = ["DynamicBatcher", "BatcherClosedError", "BatcherInternalError"]
+
 logger = logging.getLogger(__name__)
 
 RunBatch = Callable[[Hashable, list], Any]  # (key, items) -> array with one row per item
 OnBatch = Callable[[int, int, float], None]  # (items, jobs, seconds) after each call
-
-
-class BatcherClosedError(RuntimeError):
-    """The batcher is shutting down and takes no new work."""
 
 
 @dataclass
@@ -60,7 +61,7 @@ class DynamicBatcher:
         on_batch: OnBatch | None = None,
     ) -> None:
         if max_batch_size < 1:
-            raise ValueError("max_batch_size must be >= 1")
+            raise InputValidationError(f"max_batch_size must be >= 1, got {max_batch_size!r}.")
         self._run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens or None
@@ -74,6 +75,8 @@ class DynamicBatcher:
         self._closing = False
         self.busy = False
         self.incoming = 0  # requests on their way (being parsed / tokenized), see arriving()
+        self.pending_jobs = 0  # jobs submitted and not yet answered (queued or running)
+        self.pending_tokens = 0  # their tokens
 
     # ----- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -130,8 +133,20 @@ class DynamicBatcher:
         assert self._wakeup is not None
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._jobs.append(_Job(list(items), int(tokens), key, future))
+        self.pending_jobs += 1
+        self.pending_tokens += int(tokens)
         self._wakeup.set()
-        return await future
+        try:
+            return await future
+        finally:
+            self.pending_jobs -= 1
+            self.pending_tokens -= int(tokens)
+
+    async def run_in_worker(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn()`` on the worker thread, outside the queue (the warm-up)."""
+        if self._executor is None:
+            raise BatcherClosedError(f"model {self.name!r} is not started")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     # ----- the loop -------------------------------------------------------------------------------------
     def _pop_live(self) -> _Job | None:
@@ -193,7 +208,7 @@ class DynamicBatcher:
                 logger.exception("batcher %s: unexpected failure", self.name)
                 for job in group:
                     if not job.future.done():
-                        job.future.set_exception(RuntimeError("internal error in the batcher"))
+                        job.future.set_exception(BatcherInternalError(f"internal error in the batcher of {self.name!r}"))
 
     async def _call(self, key: Hashable, items: list) -> Any:
         loop = asyncio.get_running_loop()

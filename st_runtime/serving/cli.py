@@ -1,9 +1,13 @@
-"""``st-runtime serve BUNDLE [BUNDLE ...]``: serve bundles over HTTP (OpenAI embeddings, rerank, similarity)."""
+"""``st-runtime serve BUNDLE [BUNDLE ...]``: serve bundles over HTTP (OpenAI, TEI and Cohere shapes)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+from pathlib import Path
+
+API_KEY_ENV = "ST_RUNTIME_API_KEY"
 
 
 def _positive(kind):
@@ -16,6 +20,13 @@ def _positive(kind):
     return parse
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundles", nargs="+", metavar="BUNDLE",
                    help="bundle folder, or NAME=PATH; the model name is the folder name unless given")
@@ -24,37 +35,101 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", default=None, help="graph variant for every bundle ('auto' picks the best here)")
     p.add_argument("--device", default=None, help="cpu (default), cuda or cuda:N")
     p.add_argument("--threads", type=_positive(int), default=None, help="intra-op threads per model")
-    p.add_argument("--max-batch-size", type=_positive(int), default=32, help="texts per inference call")
-    p.add_argument("--max-batch-tokens", type=_positive(int), default=8192,
+    g = p.add_argument_group("batching")
+    g.add_argument("--max-batch-size", type=_positive(int), default=32, help="texts per inference call")
+    g.add_argument("--max-batch-tokens", type=_positive(int), default=8192,
                    help="tokens per merged call (and padded tokens per sub-batch)")
-    p.add_argument("--batch-wait-ms", type=float, default=5.0,
+    g.add_argument("--batch-wait-ms", type=float, default=5.0,
                    help="how long the oldest waiting request may wait for others to join its batch")
-    p.add_argument("--max-inputs", type=_positive(int), default=512, help="inputs per request (413 above)")
-    p.add_argument("--max-input-chars", type=_positive(int), default=None, help="characters per input")
-    p.add_argument("--on-long", choices=("truncate", "reject"), default="truncate",
+    g = p.add_argument_group("request limits")
+    g.add_argument("--max-inputs", type=_positive(int), default=512, help="inputs per request (413 above)")
+    g.add_argument("--max-input-chars", type=_positive(int), default=None, help="characters per input")
+    g.add_argument("--on-long", choices=("truncate", "reject"), default="truncate",
                    help="inputs over --max-input-chars: cut to the limit, or answer 413")
-    p.add_argument("--request-timeout", type=_positive(float), default=30.0, help="seconds; 504 after that")
+    g.add_argument("--auto-truncate", action="store_true",
+                   help="cut inputs over the model's max_seq_length (as sentence-transformers does) instead of "
+                        "answering 413; a request's \"truncate\" field overrides it")
+    g.add_argument("--max-body-bytes", type=_positive(int), default=4 * 1024 * 1024,
+                   help="request body size (413 above, checked before parsing)")
+    g.add_argument("--body-timeout", type=_positive(float), default=10.0,
+                   help="seconds for the whole body to arrive (408 after that)")
+    g.add_argument("--request-timeout", type=_positive(float), default=30.0, help="seconds; 504 after that")
+    g = p.add_argument_group("backpressure (429 with Retry-After beyond these)")
+    g.add_argument("--max-concurrent-requests", type=_positive(int), default=512,
+                   help="inference requests served at once (tokenizing, queued or running)")
+    g.add_argument("--max-queue-requests", type=_positive(int), default=None,
+                   help="requests queued or running per model (default: --max-concurrent-requests)")
+    g.add_argument("--max-queue-tokens", type=_positive(int), default=262144,
+                   help="tokens queued or running per model")
+    g.add_argument("--retry-after", type=_positive(int), default=1, help="seconds in the Retry-After header")
+    g = p.add_argument_group("security")
+    g.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                   help=f"accept 'Authorization: Bearer KEY' (repeatable; also --api-key-file and ${API_KEY_ENV})")
+    g.add_argument("--api-key-file", type=Path, default=None,
+                   help="file with one API key per line ('#' comments and blank lines ignored)")
+    g.add_argument("--protect-metrics", action="store_true", help="require the API key on /metrics too")
+    g = p.add_argument_group("lifecycle")
+    g.add_argument("--no-warmup", dest="warmup", action="store_false",
+                   help="report ready at once instead of after one warm-up call per model")
+    g.add_argument("--drain-grace", type=_non_negative, default=0.0,
+                   help="after SIGTERM, keep answering /health 503 at least this many seconds")
+    g.add_argument("--drain-timeout", type=_positive(float), default=None,
+                   help="after SIGTERM, wait at most this long for in-flight requests (default request timeout + 5)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
-    p.add_argument("--access-log", action="store_true", help="log every request (off by default)")
+    p.add_argument("--access-log", action="store_true", help="one JSON line per request (st_runtime.serving.access)")
     p.set_defaults(func=run)
+
+
+def api_keys(args: argparse.Namespace) -> tuple[str, ...]:
+    """Keys from --api-key, --api-key-file and $ST_RUNTIME_API_KEY (in that order, duplicates dropped)."""
+    from ..errors import InputValidationError
+
+    keys = [k.strip() for k in args.api_key]
+    if args.api_key_file is not None:
+        try:
+            lines = Path(args.api_key_file).expanduser().read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise InputValidationError(f"Cannot read --api-key-file {str(args.api_key_file)!r}: "
+                                       f"{exc.strerror}.") from None
+        keys += [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+        if not keys:
+            raise InputValidationError(f"--api-key-file {str(args.api_key_file)!r} holds no key.")
+    env = os.environ.get(API_KEY_ENV, "").strip()
+    if env:
+        keys.append(env)
+    if any(not k for k in keys):
+        raise InputValidationError("An --api-key is empty.")
+    return tuple(dict.fromkeys(keys))
+
+
+def build_config(args: argparse.Namespace):
+    from .config import ServeConfig
+
+    return ServeConfig(
+        max_batch_size=args.max_batch_size, max_batch_tokens=args.max_batch_tokens, batch_wait_ms=args.batch_wait_ms,
+        max_inputs=args.max_inputs, max_input_chars=args.max_input_chars, on_long=args.on_long,
+        request_timeout=args.request_timeout, auto_truncate=args.auto_truncate, max_body_bytes=args.max_body_bytes,
+        body_timeout=args.body_timeout, max_concurrent_requests=args.max_concurrent_requests,
+        max_queue_requests=args.max_queue_requests, max_queue_tokens=args.max_queue_tokens,
+        retry_after=args.retry_after, api_keys=api_keys(args), protect_metrics=args.protect_metrics,
+        warmup=args.warmup, drain_grace=args.drain_grace, drain_timeout=args.drain_timeout,
+        access_log=args.access_log,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         import starlette  # noqa: F401
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError as exc:
         raise SystemExit(f"`st-runtime serve` needs the serve extra ({exc.name} is missing): "
                          "pip install 'st-runtime[serve]'") from None
     from ..errors import InputValidationError
-    from .app import ServeConfig, create_app, load_model, parse_model_arg
+    from .app import create_app, load_model, parse_model_arg
+    from .server import serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
-    config = ServeConfig(
-        max_batch_size=args.max_batch_size, max_batch_tokens=args.max_batch_tokens, batch_wait_ms=args.batch_wait_ms,
-        max_inputs=args.max_inputs, max_input_chars=args.max_input_chars, on_long=args.on_long,
-        request_timeout=args.request_timeout,
-    )
+    config = build_config(args)
     models = {}
     for arg in args.bundles:
         name, path = parse_model_arg(arg)
@@ -63,18 +138,15 @@ def run(args: argparse.Namespace) -> int:
         models[name] = load_model(path, variant=args.variant, device=args.device, threads=args.threads)
         print(f"[serve] {name}: {models[name]!r}", flush=True)
     app = create_app(models, config)
-    print(f"[serve] http://{args.host}:{args.port}  (POST /v1/embeddings, /rerank, /similarity; "
-          "GET /health, /v1/models, /metrics)", flush=True)
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
-        lifespan="on", timeout_graceful_shutdown=int(args.request_timeout) + 5,
-    ))
-    server.run()
+    auth = f"{len(config.api_keys)} API key(s)" if config.api_keys else "no API key (anyone who reaches the port)"
+    print(f"[serve] http://{args.host}:{args.port}  (POST /v1/embeddings, /embed, /rerank, /similarity, /tokenize; "
+          f"GET /health, /v1/models, /metrics); {auth}", flush=True)
+    serve(app, args.host, args.port, log_level=args.log_level)
     return 0
 
 
 def register(sub) -> None:
-    add_arguments(sub.add_parser("serve", help="serve bundles over HTTP: OpenAI /v1/embeddings, /rerank, /similarity"))
+    add_arguments(sub.add_parser("serve", help="serve bundles over HTTP: OpenAI /v1/embeddings, TEI, Cohere rerank"))
 
 
 def main(argv=None) -> int:

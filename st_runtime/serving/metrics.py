@@ -9,7 +9,11 @@ Exposed at ``GET /metrics``:
 - ``st_runtime_inference_duration_seconds{model}``: time of one inference call
 - ``st_runtime_inputs_total{model}`` / ``st_runtime_tokens_total{model}``: texts (or pairs) and tokens processed
 - ``st_runtime_queue_depth{model}``: requests waiting for their model (gauge)
+- ``st_runtime_queue_tokens{model}``: tokens of the requests queued or running on their model (gauge)
 - ``st_runtime_requests_in_flight``: requests being handled (gauge)
+- ``st_runtime_ready``: 1 once warmed up and not draining (gauge)
+
+Rejections show in ``st_runtime_requests_total`` by status: 429 (overloaded), 401 (no or wrong API key), 413, 503.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ class Metrics:
         self._tokens: dict[str, int] = {}
         self.in_flight = 0
         self.queue_depth: Callable[[], dict[str, int]] = dict
+        self.queue_tokens: Callable[[], dict[str, int]] = dict
+        self.ready: Callable[[], bool] = lambda: True
 
     # ----- recording ------------------------------------------------------------------------------------
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
@@ -116,7 +122,11 @@ class Metrics:
         depth = self.queue_depth()
         self._family(out, "st_runtime_queue_depth", "gauge", "Requests waiting for their model.",
                      ("model",), {(k,): v for k, v in sorted(depth.items())})
+        self._family(out, "st_runtime_queue_tokens", "gauge", "Tokens queued or running, per model.",
+                     ("model",), {(k,): v for k, v in sorted(self.queue_tokens().items())})
         self._family(out, "st_runtime_requests_in_flight", "gauge", "Requests being handled.", (), {(): in_flight})
+        self._family(out, "st_runtime_ready", "gauge", "1 when warmed up and not draining.", (),
+                     {(): int(bool(self.ready()))})
         return "\n".join(out) + "\n"
 
     @staticmethod

@@ -114,3 +114,38 @@ def test_ray_matches_local(model, tmp_path):
     assert ids_l.tolist() == ids_r.tolist() == list(range(len(texts)))
     assert hashes_l == hashes_r
     assert np.abs(emb_l - emb_r).max() <= 1e-6
+
+
+@pytest.mark.parametrize("precision", ["int8", "uint8"])
+def test_int8_uses_one_scale_for_every_chunk_and_a_last_chunk_of_one(model, tmp_path, precision):
+    """Before: ranges were computed per chunk (95 % of int8 values differed from encode(all)), and a last chunk of
+    one text raised. Now: ranges from a calibration sample before the first chunk; 201 texts in chunks of 40."""
+    texts = TEXTS[:201]
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out = embed_file(model, path, tmp_path / "q.parquet", chunk_size=40, precision=precision, progress=False)
+    rows = _read(out)[2]
+    assert np.array_equal(rows, model.encode(texts, precision=precision))
+    stored = json.loads(pq.read_schema(str(out)).metadata[b"st_runtime.config"])
+    assert stored["precision"] == precision and len(stored["ranges"][0]) == rows.shape[1]
+
+
+def test_int8_ranges_from_calibration_embeddings_file_and_reused_on_resume(model, text_file, tmp_path):
+    calibration = model.encode(corpus.passages(300, seed=75))
+    np.save(tmp_path / "calib.npy", calibration)
+    out = tmp_path / "r.npy"
+    kwargs = dict(chunk_size=40, precision="int8", calibration_embeddings=tmp_path / "calib.npy", progress=False)
+    assert embed_file(model, text_file, out, stop_after_chunks=2, **kwargs) is None
+    state = json.loads((partial_dir(out) / "state.json").read_text())
+    assert np.allclose(state["ranges"], np.vstack((calibration.min(0), calibration.max(0))))
+    (tmp_path / "calib.npy").unlink()  # resuming must reuse the stored ranges, not recompute them
+    embed_file(model, text_file, out, **kwargs)
+    expected = util_quantize(model.encode(TEXTS), calibration)
+    assert np.array_equal(np.load(out), expected)
+    assert json.loads((tmp_path / "r.npy.config.json").read_text())["ranges"] == state["ranges"]
+
+
+def util_quantize(floats, calibration):
+    from st_runtime import quantize_embeddings
+
+    return quantize_embeddings(floats, "int8", calibration_embeddings=calibration)

@@ -82,3 +82,66 @@ def test_pickled_weights_are_never_loaded(model_path, tmp_path):
     (dense_dir / "model.safetensors").rename(dense_dir / "pytorch_model.bin")
     with pytest.raises(BundleError, match="never unpickles"):
         SentenceTransformer(tmp_path / "m")
+
+
+def test_st_folder_to_and_pool_keep_the_configuration(model_path, tmp_path):
+    """Before: to() on a Sentence Transformers folder raised a misleading 'built from parts' error."""
+    ref = _st_style_folder(model_path("bert-mean"), tmp_path / "m")
+    ours = SentenceTransformer(tmp_path / "m", truncate_dim=8)
+    ours.max_seq_length = ref.max_seq_length = 12
+    before = ours.encode(TEXTS)
+    assert np.abs(before - ref.encode(TEXTS, truncate_dim=8)).max() <= 1e-5
+    ours.to("cpu")
+    assert ours.max_seq_length == 12 and np.array_equal(ours.encode(TEXTS), before)
+    pool = ours.start_multi_process_pool(processes=1)
+    try:
+        assert np.abs(ours.encode(TEXTS, pool=pool) - before).max() <= 1e-6
+    finally:
+        ours.stop_multi_process_pool(pool)
+
+
+def _st_style_cross_encoder_folder(src, dest):
+    """What ST's CrossEncoder(backend="onnx") (optimum) writes: the folder plus onnx/model.onnx with logits."""
+    import torch
+    from sentence_transformers import CrossEncoder as TorchCE
+
+    shutil.copytree(src, dest)
+    ce = TorchCE(str(dest), device="cpu")
+    features = ce.preprocess([("a query", "a passage"), ("another query here", "short")])
+    names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in features]
+    (dest / "onnx").mkdir()
+
+    class Logits(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            return self.model(**dict(zip(names, inputs))).logits
+
+    torch.onnx.export(Logits(ce[0].auto_model), tuple(features[k] for k in names), str(dest / "onnx" / "model.onnx"),
+                      input_names=names, output_names=["logits"], opset_version=17, dynamo=False,
+                      dynamic_axes={**{k: {0: "b", 1: "s"} for k in names}, "logits": {0: "b"}})
+    return ce
+
+
+@pytest.mark.parametrize("name", ["ce-bert", "ce-bert-3labels"])
+def test_st_cross_encoder_folder_matches_torch(name, model_path, tmp_path):
+    from st_runtime import CrossEncoder, WrongModelKindError
+
+    ref = _st_style_cross_encoder_folder(model_path(name), tmp_path / name)
+    ours = CrossEncoder(tmp_path / name)
+    assert ours.variant == "onnx/model.onnx" and ours.num_labels == ref.num_labels
+    pairs = [(q, p) for q, p in zip(corpus.queries(12, seed=64), TEXTS)]
+    assert np.abs(ref.predict(pairs) - ours.predict(pairs)).max() <= 1e-5
+    short = CrossEncoder(tmp_path / name, max_length=16, prompts={"judge": "Judge: "})
+    ref.max_seq_length = 16
+    ref.prompts = {"judge": "Judge: "}
+    assert np.abs(ref.predict(pairs, prompt_name="judge") - short.predict(pairs, prompt_name="judge")).max() <= 1e-5
+    if ref.num_labels == 1:
+        got, want = short.rank("query", TEXTS[:5]), ref.rank("query", TEXTS[:5])
+        by_id = {r["corpus_id"]: r["score"] for r in want}
+        assert all(abs(r["score"] - by_id[r["corpus_id"]]) <= 1e-5 for r in got)
+        assert all(a["score"] >= b["score"] for a, b in zip(got, got[1:]))
+    with pytest.raises(WrongModelKindError, match="CrossEncoder"):
+        SentenceTransformer(tmp_path / name)

@@ -32,3 +32,16 @@ def test_loadtest_spawn_rerank(export_bundle, capsys):
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "/rerank" in printed and "0 errors" in printed
+
+
+def test_loadtest_compare(export_bundle, tmp_path, capsys):
+    out = tmp_path / "compare.json"
+    code = loadtest.main(["--spawn", str(export_bundle("bert-mean")), "--compare", "--duration", "1",
+                          "--json", str(out)])
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert code == 0, printed
+    assert result["throughput"]["concurrency"] == 8 and result["throughput"]["texts_per_request"] == 8
+    assert result["latency"]["concurrency"] == 1 and result["latency"]["texts_per_request"] == 1
+    assert result["throughput_share"] > 0 and result["in_process_batch1"]["p50_ms"] > 0
+    assert "% of texts/s" in printed and "p50 overhead" in printed

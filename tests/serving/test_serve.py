@@ -23,6 +23,8 @@ openai = pytest.importorskip("openai")
 
 from st_runtime.serving.app import ServeConfig, create_app, parse_model_arg  # noqa: E402
 
+from serve_helpers import ServerThread, SlowEncoder  # noqa: E402
+
 TEXTS = [
     "A man is eating food.",
     "A man is eating a piece of bread, slowly, at a table in the sun near the old harbour.",
@@ -34,48 +36,6 @@ TEXTS = [
 QUERY = "How many people live in Berlin?"
 DOCS = ["Berlin has 3.7 million inhabitants.", "Paris is the capital of France.",
         "Berlin is a city.", "Bananas are yellow.", "Population of Berlin: about 3.7 million."]
-
-
-class ServerThread:
-    """uvicorn.Server on a socket bound to 127.0.0.1:0, run in a daemon thread."""
-
-    def __init__(self, app) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = app
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
-                                                    timeout_graceful_shutdown=10))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def start(self) -> "ServerThread":
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
-        self.sock.close()
-        assert not self.thread.is_alive(), "server did not stop"
-
-
-class SlowEncoder:
-    """A SentenceTransformer whose encode sleeps first (for timeouts and shutdown)."""
-
-    def __init__(self, model, delay: float) -> None:
-        self._model, self.delay = model, delay
-
-    def encode(self, *args, **kwargs):
-        time.sleep(self.delay)
-        return self._model.encode(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,226 @@
+"""SparseEncoder export: SPLADE (MLM Transformer + SpladePooling), CSR (Transformer + Pooling + SparseAutoEncoder)
+and inference-free SPLADE (a Router whose query route is a SparseStaticEmbedding), each into one graph whose output
+is the vocabulary- (or latent-) sized activation; top-k selection runs in numpy so ``max_active_dims`` stays a
+per-call setting as in sentence-transformers."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from st_runtime.errors import UnsupportedModelError
+from st_runtime.manifest import Manifest, RouterSpec, RouteSpec, SparseSpec, TokenizerSpec, VariantSpec
+
+from st_runtime import corpus
+
+from . import parity
+from .bundle_steps import finish_manifest, record_parity
+from .graph import EmbeddingGraph, eager_attention, export_onnx, graph_io
+from .source import SourceModel
+from .specs import architecture, library_versions, tokenizer_spec
+
+SPARSE_OUTPUTS = ["sentence_embedding"]
+_TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_TRANSFORMERS = {"Transformer", "MLMTransformer"}
+_GRAPH_MODULES = _TRANSFORMERS | {"SpladePooling", "Pooling", "SparseAutoEncoder", "Dense", "Normalize"}
+
+
+class SparseGraph(torch.nn.Module):
+    """A sparse route's modules as one graph: token ids -> activation (batch, dimension) before any top-k."""
+
+    def __init__(self, modules: list[Any], input_names: list[str]) -> None:
+        super().__init__()
+        self.route = torch.nn.ModuleList(modules)
+        self.input_names = input_names
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        features: dict[str, Any] = dict(zip(self.input_names, inputs))
+        for module in self.route:
+            name = type(module).__name__
+            if name == "Pooling":
+                features = EmbeddingGraph._pool_in_float64(None, module, features, None)  # noqa: SLF001
+            elif name == "SparseAutoEncoder":
+                # Inference-mode branch of SparseAutoEncoder.forward, up to (not including) its top-k + ReLU,
+                # which the runtime applies with the per-call k.
+                x, _ = module.prepare(features["sentence_embedding"])
+                features["sentence_embedding"] = module.encode_pre_act(x)
+            else:
+                features = module(features)
+        return features["sentence_embedding"]
+
+
+def route_modules(model: Any) -> tuple[list[Any], dict[str, Any] | None]:
+    """(modules of the graph route, router info or None) of a SparseEncoder."""
+    modules = list(model)
+    if modules and type(modules[0]).__name__ == "Router":
+        if len(modules) > 1:
+            raise UnsupportedModelError("A Router followed by further modules is not supported for SparseEncoder.")
+        router = modules[0]
+        graph_routes = [name for name, seq in router.sub_modules.items()
+                        if type(seq[0]).__name__ != "SparseStaticEmbedding"]
+        if len(graph_routes) != 1:
+            raise UnsupportedModelError(
+                f"This Router has {len(graph_routes)} transformer routes ({graph_routes}); st-runtime exports "
+                "Routers with one transformer route and any number of SparseStaticEmbedding routes."
+            )
+        return list(router.sub_modules[graph_routes[0]]), {"router": router, "graph_route": graph_routes[0]}
+    return modules, None
+
+
+def check_sparse_modules(modules: list[Any]) -> list[str]:
+    names = [type(m).__name__ for m in modules]
+    if not names or names[0] not in _TRANSFORMERS:
+        raise UnsupportedModelError(f"The sparse route starts with {names[:1]}; st-runtime exports SparseEncoders "
+                                    "whose (document) route starts with a Transformer module.")
+    bad = [n for n in names if n not in _GRAPH_MODULES]
+    if bad:
+        raise UnsupportedModelError(f"Modules {bad} cannot be exported into a SparseEncoder graph; supported: "
+                                    f"{sorted(_GRAPH_MODULES)}.")
+    if names[-1] not in ("SpladePooling", "SparseAutoEncoder"):
+        raise UnsupportedModelError(f"A SparseEncoder must end with SpladePooling or SparseAutoEncoder, not {names[-1]}.")
+    return names
+
+
+def _static_route(module: Any, name: str, tmp: Path) -> RouteSpec:
+    """Write a SparseStaticEmbedding route's weights (.npy) and tokenizer (special tokens off, as it encodes)."""
+    folder = tmp / "routes" / name
+    folder.mkdir(parents=True)
+    weights = module.weight.detach().to(torch.float32).cpu().numpy()
+    np.save(folder / "weights.npy", weights, allow_pickle=False)
+    tok = module.tokenizer
+    tok.backend_tokenizer.save(str(folder / "tokenizer.json"))
+    limit = tok.model_max_length if isinstance(tok.model_max_length, int) and tok.model_max_length < 10**8 else None
+    spec = TokenizerSpec(file=f"routes/{name}/tokenizer.json", max_seq_length=limit, padding_side=tok.padding_side,
+                         truncation_side=tok.truncation_side, pad_token=str(tok.pad_token),
+                         pad_token_id=int(tok.pad_token_id),
+                         special_token_ids=sorted(int(i) for i in tok.all_special_ids), model_max_length=None)
+    return RouteSpec(type="sparse-static", weights_file=f"routes/{name}/weights.npy",
+                     tokenizer_file=spec.file, tokenizer=spec, add_special_tokens=False,
+                     modules=["SparseStaticEmbedding"])
+
+
+def _router_spec(info: dict[str, Any], tmp: Path) -> RouterSpec:
+    router = info["router"]
+    routes = {}
+    for name, seq in router.sub_modules.items():
+        if name == info["graph_route"]:
+            routes[name] = RouteSpec(type="graph", modules=[type(m).__name__ for m in seq])
+        elif len(seq) == 1:
+            routes[name] = _static_route(seq[0], name, tmp)
+        else:
+            raise UnsupportedModelError(f"Route {name!r} has modules after SparseStaticEmbedding; not supported.")
+    mappings = [[task, modality, route] for (task, modality), route in (router.route_mappings or {}).items()
+                if not isinstance(modality, tuple)]
+    return RouterSpec(routes=routes, default_route=router.default_route, route_mappings=mappings)
+
+
+def write_sparse_encoder(source: SourceModel, tmp: Path, texts: Sequence[str] | None, atol: float,
+                         progress) -> Manifest:
+    """Trace a SparseEncoder's (document) route into ``tmp/model.onnx``, write its other routes, prove parity."""
+    model = source.model
+    modules, info = route_modules(model)
+    names = check_sparse_modules(modules)
+    transformer = modules[0]
+    features = transformer.preprocess(["A short text.", "A somewhat longer example sentence for tracing the graph."])
+    example = {k: features[k] for k in _TOKEN_INPUTS if isinstance(features.get(k), torch.Tensor)}
+    config = transformer.auto_model.config
+    arch = architecture(config)
+    graph = SparseGraph(modules, list(example))
+    graph.eval()
+    progress(f"tracing {arch['model_type']} sparse encoder ({' -> '.join(names)}) to ONNX")
+    switch = getattr(transformer.tokenizer, "padding_side", "right") == "right"
+    with eager_attention(graph) if switch else contextlib.nullcontext():
+        export_onnx(graph, example, SPARSE_OUTPUTS, tmp / "model.onnx", str(arch["model_type"]))
+    inputs, outputs = graph_io(tmp / "model.onnx")
+    transformer.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+    sae = next((m for m in modules if type(m).__name__ == "SparseAutoEncoder"), None)
+    splade = next((m for m in modules if type(m).__name__ == "SpladePooling"), None)
+    spec = SparseSpec(
+        dimension=int(model.get_embedding_dimension()),
+        pooling_strategy=splade.pooling_strategy if splade is not None else None,
+        activation=splade.activation_function if splade is not None else None,
+        similarity_fn_name=model.similarity_fn_name,
+        max_active_dims=model.max_active_dims,
+        topk_relu=int(sae.k) if sae is not None else None,
+        prompts=dict(model.prompts or {}),
+        default_prompt_name=model.default_prompt_name,
+        modules=(["Router"] if info else []) + names,
+        router=_router_spec(info, tmp) if info else None,
+    )
+    manifest = Manifest(
+        kind="sparse-encoder",
+        tokenizer=tokenizer_spec(transformer.tokenizer, config, transformer.max_seq_length,
+                                 getattr(transformer, "do_lower_case", False)),
+        variants={"onnx": VariantSpec(file="model.onnx", inputs=inputs, outputs=outputs,
+                                      settings={"auto_rank": 1, "opset": 17})},
+        default_variant="onnx",
+        files={},
+        sparse=spec,
+        source={"model": source.name, "path": source.path},
+        architecture=arch,
+        versions=library_versions(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    finish_manifest(tmp, manifest)
+    progress("checking parity with torch")
+    report = sparse_parity(model, tmp, texts, atol)
+    return record_parity(tmp, manifest, report, "sentence_transformers.SparseEncoder.encode (torch fp32)", atol,
+                         progress)
+
+
+def _dense(reference: Any) -> np.ndarray:
+    return reference.to_dense().float().numpy() if reference.is_sparse else reference.float().numpy()
+
+
+def active_mismatch(reference: np.ndarray, candidate: Any) -> int:
+    """Rows whose set of active (non-zero) dimensions differs between torch and the runtime."""
+    ours = candidate.toarray() if hasattr(candidate, "toarray") else np.asarray(candidate)
+    return int(((reference != 0) != (ours != 0)).any(axis=1).sum())
+
+
+def sparse_parity(st: Any, bundle_dir: Path, texts: Sequence[str] | None, atol: float,
+                  variant: str | None = None) -> dict[str, Any]:
+    """Compare the runtime's SparseEncoder with ``st.encode`` (each route, each prompt, max_active_dims)."""
+    from st_runtime.sparse_encoder import SparseEncoder
+
+    if texts is None:  # mixed lengths, some past max_seq_length (~1.3 words per token)
+        texts = corpus.parity_texts(96, long_words=int(min(max(1200, 1.3 * (st.max_seq_length or 512)), 12000)))
+    texts = list(texts)
+    runtime = SparseEncoder(bundle_dir, variant=variant, verify=False)
+    modules, _ = route_modules(st)
+    for start in range(0, len(texts), 32):
+        batch = texts[start : start + 32]
+        parity.check_tokenization(modules[0].preprocess(batch), runtime.tokenizer(batch), "the parity texts")
+    checks: dict[str, float] = {}
+    mismatched = 0
+
+    def check(what: str, ref: Any, ours: Any) -> parity.ParityReport:
+        nonlocal mismatched
+        dense = _dense(ref)
+        report = parity.compare(dense, ours.toarray())
+        parity.require(report, atol, f"sparse embedding ({what})")
+        mismatched += active_mismatch(dense, ours)
+        checks[what] = report.max_abs
+        return report
+
+    main = check("encode", st.encode(texts, batch_size=32), runtime.encode(texts, batch_size=32))
+    sub = texts[:32]
+    check("encode_query", st.encode_query(sub), runtime.encode_query(sub))
+    check("encode_document", st.encode_document(sub), runtime.encode_document(sub))
+    for name, prompt in runtime.prompts.items():
+        if prompt:
+            check(f"prompt:{name}", st.encode(sub, prompt_name=name), runtime.encode(sub, prompt_name=name))
+    k = max(1, (st.max_active_dims or 64) // 2)
+    check(f"max_active_dims={k}", st.encode(sub, max_active_dims=k), runtime.encode(sub, max_active_dims=k))
+    result = main.as_dict()
+    result["checks"] = checks
+    result["active_dims_mismatched_rows"] = mismatched
+    limit = st.max_seq_length or 10**9
+    result["over_max_seq_length"] = sum(len(modules[0].tokenizer(t, verbose=False)["input_ids"]) > limit for t in texts)
+    return result
+
