@@ -236,7 +236,12 @@ def compare(bundle: str, duration: float, serve_args: list[str] = (), timeout: f
         # CPU the server spent per text (warm-up request included): less sensitive to other load than texts/s
         texts = throughput["requests"] * 8 + 8
         throughput["server_cpu_ms_per_text"] = 1000.0 * (process_cpu_seconds(proc.pid) - cpu) / texts
+        before = _handler_seconds(url)
         latency = run_load(url, concurrency=1, texts_per_request=1, duration=duration, timeout=timeout)
+        after = _handler_seconds(url)
+        requests = max(1.0, after[2] - before[2])
+        latency["server_handler_ms"] = 1000.0 * (after[0] - before[0]) / requests
+        latency["server_inference_ms"] = 1000.0 * (after[1] - before[1]) / requests
     model = load_model(bundle)
     base_tp = in_process_baseline(bundle, seconds=min(duration, 5.0), model=model)
     base_lat = in_process_latency(bundle, seconds=min(duration, 5.0), model=model)
@@ -244,6 +249,22 @@ def compare(bundle: str, duration: float, serve_args: list[str] = (), timeout: f
             "throughput_share": throughput["texts_per_s"] / base_tp["texts_per_s"],
             "cpu_share": base_tp["cpu_ms_per_text"] / throughput["server_cpu_ms_per_text"],
             "p50_overhead_ms": (latency["p50_ms"] or float("nan")) - base_lat["p50_ms"]}
+
+
+def _handler_seconds(url: str) -> tuple[float, float, float]:
+    """(seconds in the embeddings handler, seconds in inference calls, requests) so far, from ``/metrics``."""
+    import httpx
+
+    sums = {"handler": 0.0, "inference": 0.0, "count": 0.0}
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith('st_runtime_request_duration_seconds_sum{endpoint="embeddings"'):
+            sums["handler"] += float(value)
+        elif name.startswith('st_runtime_request_duration_seconds_count{endpoint="embeddings"'):
+            sums["count"] += float(value)
+        elif name.startswith("st_runtime_inference_duration_seconds_sum{"):
+            sums["inference"] += float(value)
+    return sums["handler"], sums["inference"], sums["count"]
 
 
 def format_compare(result: dict) -> str:
@@ -254,6 +275,9 @@ def format_compare(result: dict) -> str:
         f" batch-1 p50 {result['in_process_batch1']['p50_ms']:.2f} ms",
         f"server/in-process: {100 * result['throughput_share']:.0f} % of texts/s (8 clients x 8 texts); "
         f"p50 overhead at concurrency 1: {result['p50_overhead_ms']:+.2f} ms",
+        f"concurrency 1, inside the server: {lat['server_handler_ms']:.2f} ms per request in the handler, of which "
+        f"{lat['server_inference_ms']:.2f} ms inference ({lat['server_handler_ms'] - lat['server_inference_ms']:.2f}"
+        " ms parsing, tokenizing, queueing, formatting)",
         f"CPU per text: server {tp['server_cpu_ms_per_text']:.2f} ms, in-process {result['in_process']['cpu_ms_per_text']:.2f}"
         f" ms ({100 * result['cpu_share']:.0f} % efficiency; the client's own CPU not counted)",
     ])

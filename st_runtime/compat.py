@@ -49,6 +49,11 @@ def refuse(name: str, key: str | None = None) -> None:
 
 def check_init_arguments(cls: str, model_name_or_path: Any, file_name: str | None = None, **st_only: Any) -> str | None:
     """Refuse ST loading arguments that need torch or the Hub when given a non-default value; return file_name."""
+    if file_name is not None and not isinstance(file_name, str):
+        raise InputValidationError(f"file_name must be a graph file name such as 'onnx/model.onnx', got {file_name!r}.")
+    if model_name_or_path is not None and not isinstance(model_name_or_path, (str, bytes)) and \
+            not hasattr(model_name_or_path, "__fspath__"):
+        raise InputValidationError(f"model_name_or_path must be a folder path, got {type(model_name_or_path).__name__}.")
     if model_name_or_path is None:
         raise InputValidationError(
             f"{cls}() needs model_name_or_path: a bundle folder (st-runtime export) or a Sentence Transformers "
@@ -91,8 +96,10 @@ def check_extra_kwargs(method: str, kwargs: dict[str, Any]) -> str | None:
 
 def variant_for_backend(bundle: Any, variant: str | None, backend: str) -> str | None:
     """sentence-transformers' ``backend='onnx'|'openvino'`` picks the bundle's graph of that format."""
-    if backend not in ("torch", "onnx", "openvino"):
+    if not isinstance(backend, str) or backend not in ("torch", "onnx", "openvino"):
         raise InputValidationError(f"backend must be 'torch', 'onnx' or 'openvino', got {backend!r}.")
+    if variant is not None and not isinstance(variant, str):
+        raise InputValidationError(f"variant must be a variant name, 'auto' or None, got {variant!r}.")
     if backend == "torch" or variant is not None:
         return variant
     if backend == bundle.manifest.variants[bundle.manifest.default_variant].format:

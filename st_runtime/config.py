@@ -79,7 +79,16 @@ def resolve_prompt(prompts: Mapping[str, str], default_prompt_name: str | None, 
     return prompt
 
 
+def merge_prompts(saved: Mapping[str, str], given: Any) -> dict[str, str]:
+    """The saved prompts updated with the caller's (checked to be a dict of strings)."""
+    merged = dict(saved)
+    merged.update(_prompts(given))
+    return merged
+
+
 def _check_default_prompt(prompts: Mapping[str, str], name: str | None) -> None:
+    if name is not None and not isinstance(name, str):
+        raise InputValidationError(f"default_prompt_name must be a string or None, got {name!r}.")
     if name is not None and name not in prompts:
         raise InputValidationError(
             f"Default prompt name {name!r} not found in the configured prompts dictionary with keys {list(prompts)!r}."

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from .bundle import Bundle
 from .compat import check_extra_kwargs, check_init_arguments, refuse, refuse_tensor, variant_for_backend
-from .config import RerankConfig
+from .config import RerankConfig, merge_prompts
 from .engine import GraphRunner
 from .errors import InputValidationError
 from .inputs import pair_batch, positive_int
@@ -150,8 +150,7 @@ class CrossEncoder(RunnerModel):
         self._device = device or "cpu"
         if num_labels is not None and num_labels != spec.num_labels:
             refuse(f"num_labels={num_labels!r} (the exported head has {spec.num_labels})", "__init__.num_labels")
-        saved_prompts = dict(spec.prompts or manifest.source.get("prompts") or {})
-        saved_prompts.update(prompts or {})
+        saved_prompts = merge_prompts(spec.prompts or manifest.source.get("prompts") or {}, prompts)
         self.labels = list(spec.labels)
         config = RerankConfig(
             num_labels=spec.num_labels,

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from .bundle import Bundle
 from .compat import check_extra_kwargs, check_init_arguments, refuse_tensor, variant_for_backend
-from .config import DEFAULT_BATCH_TOKENS, EncodeConfig
+from .config import DEFAULT_BATCH_TOKENS, EncodeConfig, merge_prompts
 from .engine import GraphRunner
 from .errors import InputValidationError
 from .inputs import positive_int, text_batch
@@ -122,15 +122,15 @@ class SentenceTransformer(RunnerModel):
         self._runner = runner
         self._device = device or "cpu"
         self._spec = spec
-        merged = dict(spec.prompts)
-        merged.update(prompts or {})
+        merged = merge_prompts(spec.prompts, prompts)
         config = EncodeConfig(
             prompts=merged,
             default_prompt_name=default_prompt_name if default_prompt_name is not None else spec.default_prompt_name,
             include_prompt=spec.include_prompt,
             max_seq_length=runner.tokenizer.max_seq_length,
             truncate_dim=truncate_dim if truncate_dim is not None else spec.truncate_dim,
-            similarity_fn_name=similarity_fn_name or spec.similarity_fn_name or "cosine",
+            similarity_fn_name=similarity_fn_name if similarity_fn_name is not None else
+            (spec.similarity_fn_name or "cosine"),
         )
         self._set_config(config)
 

@@ -155,6 +155,8 @@ def resolve_similarity_name(name: str | None) -> str:
     if name is None:
         return "cosine"
     value = getattr(name, "value", name)
+    if not isinstance(value, str):
+        raise InputValidationError(f"Unknown similarity function {name!r}; choose one of {sorted(SIMILARITY)}.")
     value = _ALIASES.get(value, value)
     if value not in SIMILARITY:
         raise InputValidationError(f"Unknown similarity function {name!r}; choose one of {sorted(SIMILARITY)}.")

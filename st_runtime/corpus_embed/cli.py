@@ -13,7 +13,9 @@ def run(args: argparse.Namespace) -> int:
 
         out = embed_file_ray(args.bundle, args.input, args.output, address=args.ray_address, workers=args.workers,
                              rows_per_batch=args.chunk_size, column=args.column, variant=args.variant,
-                             ship_bundle=args.ship_bundle, batch_size=args.batch_size, **kwargs)
+                             ship_bundle=args.ship_bundle, batch_size=args.batch_size,
+                             calibration_embeddings=args.calibration_embeddings,
+                             calibration_size=args.calibration_size, **kwargs)
     else:
         from ..sentence_transformer import SentenceTransformer
         from .local import embed_file

@@ -87,6 +87,29 @@ def read_dataset(path: Path, column: str, chunk_size: int = 4096) -> Any:
     return ray.data.from_arrow(tables)
 
 
+def _with_fixed_ranges(bundle: str | Path, variant: str | None, input_path: Path, column: str,
+                       encode_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """For int8/uint8: one configuration with ranges fixed on the driver (as the local job does), so every Ray
+    batch uses one scale; the actors receive that configuration whole."""
+    kwargs = dict(encode_kwargs)
+    calibration_embeddings = kwargs.pop("calibration_embeddings", None)
+    calibration_size = kwargs.pop("calibration_size", None)
+    if kwargs.get("precision", "float32") not in ("int8", "uint8") or "config" in kwargs:
+        return kwargs
+    from ..sentence_transformer import SentenceTransformer
+    from .local import CALIBRATION_SIZE, calibration_ranges
+
+    model = SentenceTransformer(bundle, variant=variant)
+    config = model.call_config(truncate_dim=kwargs.pop("truncate_dim", None),
+                               normalize_embeddings=bool(kwargs.pop("normalize_embeddings", False)),
+                               precision=kwargs.pop("precision"))
+    ranges = calibration_ranges(model, config, input_path, column, kwargs.get("prompt_name"),
+                                kwargs.get("batch_size", 32), calibration_size or CALIBRATION_SIZE,
+                                calibration_embeddings)
+    kwargs["config"] = config.replace(ranges=ranges)
+    return kwargs
+
+
 def embed_file_ray(bundle: str | Path, input_path: str | Path, output: str | Path, *, address: str | None = None,
                    workers: int = 1, rows_per_batch: int = 1024, column: str = "text", variant: str | None = None,
                    ship_bundle: bool = False, **encode_kwargs: Any) -> Path:
@@ -96,6 +119,7 @@ def embed_file_ray(bundle: str | Path, input_path: str | Path, output: str | Pat
     is a folder of Parquet parts as Ray writes them.
     """
     ray = _ray()
+    encode_kwargs = _with_fixed_ranges(bundle, variant, Path(input_path), column, encode_kwargs)
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)

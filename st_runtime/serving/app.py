@@ -32,7 +32,7 @@ from .config import ServeConfig
 from .core import Call, RouteSpec, ServingCore
 from .errors import ApiError
 from .gateway import ApiKeys, Gateway
-from .http import error_response, json_response, parse_json_object, plain_error, read_body
+from .http import BodyBudget, error_response, json_response, parse_json_object, plain_error, read_body
 from .metrics import CONTENT_TYPE, Metrics
 from .registry import load_model, parse_model_arg
 
@@ -42,6 +42,21 @@ logger = logging.getLogger("st_runtime.serving")
 
 # Order matters where paths are shared: Cohere claims /rerank bodies with "documents" before TEI takes the rest.
 DEFAULT_ADAPTERS = (api_openai, api_cohere, api_tei, api_similarity)
+
+
+class _Held:
+    """The body bytes one request reserved from the server's budget, given back once it is answered."""
+
+    def __init__(self, budget: BodyBudget) -> None:
+        self.budget, self.bytes = budget, 0
+
+    def take(self, n: int) -> None:
+        self.budget.take(n)
+        self.bytes += n
+
+    def release(self) -> None:
+        self.budget.give_back(self.bytes)
+        self.bytes = 0
 
 
 def _endpoint(core: ServingCore, specs: Sequence[RouteSpec]):
@@ -54,9 +69,11 @@ def _endpoint(core: ServingCore, specs: Sequence[RouteSpec]):
         core.metrics.in_flight += 1
         state = request.scope.setdefault("state", {})
         call = Call(request, {}, state.get("request_id", ""), state.setdefault("access", {}))
+        held = _Held(core.body_budget)
         try:
             if json_body:
-                call.body = await parse_json_object(await read_body(request, cfg.max_body_bytes, cfg.body_timeout))
+                raw = await read_body(request, cfg.max_body_bytes, cfg.body_timeout, held)
+                call.body = await parse_json_object(raw)
             spec = next((s for s in specs if s.accepts is None or s.accepts(call.body)), specs[-1])
             response = await spec.handler(core, call)
         except ApiError as exc:
@@ -68,6 +85,7 @@ def _endpoint(core: ServingCore, specs: Sequence[RouteSpec]):
             response = plain_error(500, "Internal server error.", "internal_error", "server_error")
         finally:
             core.metrics.in_flight -= 1
+            held.release()
         core.metrics.observe_request(name, response.status_code, time.perf_counter() - start)
         return response
 

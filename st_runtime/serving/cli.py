@@ -61,6 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="requests queued or running per model (default: --max-concurrent-requests)")
     g.add_argument("--max-queue-tokens", type=_positive(int), default=262144,
                    help="tokens queued or running per model")
+    g.add_argument("--max-buffered-bytes", type=_positive(int), default=256 * 1024 * 1024,
+                   help="request body bytes held at once, all requests together (bounds memory under floods)")
     g.add_argument("--retry-after", type=_positive(int), default=1, help="seconds in the Retry-After header")
     g = p.add_argument_group("security")
     g.add_argument("--api-key", action="append", default=[], metavar="KEY",
@@ -109,6 +111,7 @@ def build_config(args: argparse.Namespace):
         max_batch_size=args.max_batch_size, max_batch_tokens=args.max_batch_tokens, batch_wait_ms=args.batch_wait_ms,
         max_inputs=args.max_inputs, max_input_chars=args.max_input_chars, on_long=args.on_long,
         request_timeout=args.request_timeout, auto_truncate=args.auto_truncate, max_body_bytes=args.max_body_bytes,
+        max_buffered_bytes=args.max_buffered_bytes,
         body_timeout=args.body_timeout, max_concurrent_requests=args.max_concurrent_requests,
         max_queue_requests=args.max_queue_requests, max_queue_tokens=args.max_queue_tokens,
         retry_after=args.retry_after, api_keys=api_keys(args), protect_metrics=args.protect_metrics,

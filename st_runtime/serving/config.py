@@ -15,9 +15,9 @@ class ServeConfig:
     Per request: ``max_inputs``, ``max_input_chars`` with ``on_long``, ``auto_truncate`` (inputs over the model's
     max_seq_length are cut, as sentence-transformers does, instead of a 413; a request's ``truncate`` wins),
     ``max_body_bytes`` (413 before any JSON parsing), ``body_timeout`` (408 for a body that does not arrive),
-    ``request_timeout`` (504). Backpressure: at most ``max_concurrent_requests`` inference requests at once, and per
-    model at most ``max_queue_requests`` / ``max_queue_tokens`` waiting or running; beyond, 429 with
-    ``Retry-After: retry_after``. Security: ``api_keys`` (Bearer; never shown in repr), ``protect_metrics``.
+    ``request_timeout`` (504). Backpressure: at most ``max_concurrent_requests`` inference requests at once, per
+    model at most ``max_queue_requests`` / ``max_queue_tokens`` waiting or running, and at most
+    ``max_buffered_bytes`` of request bodies held at once; beyond, 429 with ``Retry-After: retry_after``. Security: ``api_keys`` (Bearer; never shown in repr), ``protect_metrics``.
     Lifecycle: ``warmup`` (``/health`` is 503 until each model ran once), ``drain_grace`` / ``drain_timeout``
     (seconds after SIGTERM: keep answering ``/health`` 503 for at least the grace, at most the timeout, while
     in-flight requests finish). ``access_log``: one JSON line per request on the ``st_runtime.serving.access`` logger.
@@ -32,6 +32,7 @@ class ServeConfig:
     request_timeout: float = 30.0
     auto_truncate: bool = False
     max_body_bytes: int = 4 * 1024 * 1024
+    max_buffered_bytes: int = 256 * 1024 * 1024
     body_timeout: float = 10.0
     max_concurrent_requests: int = 512
     max_queue_requests: int | None = None
@@ -45,7 +46,8 @@ class ServeConfig:
     access_log: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_inputs", "max_body_bytes", "max_concurrent_requests", "retry_after"):
+        for name in ("max_batch_size", "max_inputs", "max_body_bytes", "max_buffered_bytes", "max_concurrent_requests",
+                     "retry_after"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputValidationError(f"{name} must be a positive integer, got {value!r}.")

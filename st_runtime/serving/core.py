@@ -87,6 +87,9 @@ class ServingCore:
         self.closing = False  # lifespan shutdown reached
         self.active = 0  # inference requests holding an admission slot
         self.requests_in_flight = 0  # every request but /health and /metrics (the drain waits for these)
+        from .http import BodyBudget
+
+        self.body_budget = BodyBudget(config.max_buffered_bytes, self.overloaded)
         metrics.queue_depth = lambda: {m.name: m.batcher.queued for m in self.registry}
         metrics.queue_tokens = lambda: {m.name: m.batcher.pending_tokens for m in self.registry}
         metrics.ready = lambda: self.health()[0] == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Callable
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -43,9 +43,36 @@ def _check_content_type(request: Request) -> None:
                    "unsupported_media_type")
 
 
-async def read_body(request: Request, max_bytes: int, timeout: float) -> bytes:
+class BodyBudget:
+    """Bytes of request bodies held at once across all requests (``max_buffered_bytes``): memory stays bounded however
+    many clients send large bodies together. A request reserves its Content-Length up front (or its chunks as they
+    arrive) and gives the bytes back when it is answered; beyond the budget, a 429 at once."""
+
+    def __init__(self, limit: int, overloaded: Callable[[str], ApiError]) -> None:
+        self.limit, self.held, self._overloaded = limit, 0, overloaded
+
+    def take(self, n: int) -> None:
+        if self.held + n > self.limit:
+            error = self._overloaded(f"The server holds its maximum of {self.limit} bytes of request bodies "
+                                     "(--max-buffered-bytes).")
+            error.headers.update(_CLOSE)  # the unread rest of the body is not worth reading
+            raise error
+        self.held += n
+
+    def give_back(self, n: int) -> None:
+        self.held -= n
+
+
+class _NoBudget:
+    def take(self, n: int) -> None:
+        pass
+
+
+async def read_body(request: Request, max_bytes: int, timeout: float, budget: Any = None) -> bytes:
     """The request body, at most ``max_bytes`` (413, checked before reading when Content-Length is sent, and while
-    reading a chunked body) and within ``timeout`` seconds (408: a client that trickles its body is cut off)."""
+    reading a chunked body) and within ``timeout`` seconds (408: a client that trickles its body is cut off).
+    ``budget.take(n)`` is called for every byte reserved (the caller gives them back when the request is done)."""
+    budget = budget if budget is not None else _NoBudget()
     _check_content_type(request)
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -53,6 +80,7 @@ async def read_body(request: Request, max_bytes: int, timeout: float) -> bytes:
             raise ApiError(400, "The Content-Length header is not a number.", "invalid_content_length")
         if int(declared) > max_bytes:
             raise _too_large(int(declared), max_bytes)
+        budget.take(int(declared))
 
     async def collect() -> bytes:
         chunks, size = [], 0
@@ -60,6 +88,8 @@ async def read_body(request: Request, max_bytes: int, timeout: float) -> bytes:
             size += len(chunk)
             if size > max_bytes:
                 raise _too_large(size, max_bytes, at_least=True)
+            if declared is None:
+                budget.take(len(chunk))
             chunks.append(chunk)
         return b"".join(chunks)
 

@@ -108,3 +108,13 @@ def test_every_util_name_is_provided_or_refused_with_a_reason():
             assert param.name in our_params and our_params[param.name].kind == param.kind, f"{name}({param.name})"
             if param.default is not P.empty and not callable(param.default):
                 assert our_params[param.name].default == param.default, f"{name}({param.name}) default"
+
+
+def test_readme_lists_every_refused_argument():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Refused arguments", 1)[1].split("\n## ", 1)[0]
+    for key in compat.REFUSED:
+        assert f"`{key.split('.')[-1]}" in section, f"README 'Refused arguments' lacks {key}"
+    assert "NOT_PROVIDED" in section

@@ -149,3 +149,17 @@ def util_quantize(floats, calibration):
     from st_runtime import quantize_embeddings
 
     return quantize_embeddings(floats, "int8", calibration_embeddings=calibration)
+
+
+def test_ray_job_fixes_int8_ranges_on_the_driver(model, text_file):
+    """The Ray actors get one configuration with ranges fixed before the first batch (no Ray needed to check)."""
+    from st_runtime.corpus_embed.ray_job import _with_fixed_ranges
+
+    kwargs = _with_fixed_ranges(model.bundle.root, None, text_file, "text",
+                                {"precision": "int8", "prompt_name": None, "truncate_dim": 16, "batch_size": 8})
+    config = kwargs["config"]
+    floats = model.encode(TEXTS, truncate_dim=16)
+    assert np.allclose(np.asarray(config.ranges), np.vstack((floats.min(0), floats.max(0))), atol=1e-6)
+    assert "precision" not in kwargs and "truncate_dim" not in kwargs
+    assert _with_fixed_ranges(model.bundle.root, None, text_file, "text", {"precision": "float32"}) == \
+        {"precision": "float32"}

@@ -8,6 +8,8 @@ import pytest
 
 from st_runtime import BundleError, SentenceTransformer, corpus
 
+HAS_OPENVINO = __import__("importlib").util.find_spec("openvino") is not None
+
 pytestmark = pytest.mark.torch
 TEXTS = corpus.queries(12, seed=61) + corpus.passages(4, seed=62) + corpus.passages(1, seed=63, min_words=900,
                                                                                   max_words=950) + [""]
@@ -145,3 +147,13 @@ def test_st_cross_encoder_folder_matches_torch(name, model_path, tmp_path):
         assert all(a["score"] >= b["score"] for a, b in zip(got, got[1:]))
     with pytest.raises(WrongModelKindError, match="CrossEncoder"):
         SentenceTransformer(tmp_path / name)
+    if name == "ce-bert" and HAS_OPENVINO:
+        import openvino as ov
+
+        (tmp_path / name / "openvino").mkdir()
+        ov.save_model(ov.convert_model(str(tmp_path / name / "onnx" / "model.onnx")),
+                      str(tmp_path / name / "openvino" / "openvino_model.xml"), compress_to_fp16=False)
+        ov_model = CrossEncoder(tmp_path / name, backend="openvino")
+        assert ov_model.variant == "openvino/openvino_model.xml"
+        ref.max_seq_length, ref.prompts = 512, {}
+        assert np.abs(ref.predict(pairs) - ov_model.predict(pairs)).max() <= 1e-5

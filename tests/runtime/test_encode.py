@@ -60,7 +60,9 @@ def test_bad_batch_size(model, size):
 
 
 def test_convert_to_tensor_is_refused_clearly(model):
-    with pytest.raises(InputValidationError, match="torch"):
+    from st_runtime import UnsupportedArgumentError
+
+    with pytest.raises(UnsupportedArgumentError, match="torch"):
         model.encode(["x"], convert_to_tensor=True)
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from st_runtime import CrossEncoder, SentenceTransformer, StRuntimeError, quantize_embeddings, util
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
                 derandomize=True)
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 70), st.floats(allow_nan=True), st.text(max_size=8),
@@ -103,3 +103,46 @@ def test_cross_encoder_arguments(reranker, pairs, query, documents, top_k, activ
     _call(reranker.predict, pairs, activation_fn=activation, batch_size=batch_size, prompt=prompt)
     _call(reranker.rank, query, documents, top_k=top_k, activation_fn=activation, batch_size=batch_size,
           return_documents=True)
+
+
+LOAD = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+                derandomize=True)
+
+
+@LOAD
+@given(truncate_dim=st.one_of(st.none(), st.integers(-1, 40), junk), prompts=st.one_of(st.none(), junk,
+       st.dictionaries(st.text(max_size=3), st.text(max_size=5), max_size=2)),
+       default_prompt_name=st.one_of(st.none(), st.sampled_from(["query", "x"]), junk),
+       similarity_fn_name=st.one_of(st.none(), st.sampled_from(["cosine", "dot", "nope"]), junk),
+       device=st.one_of(st.none(), st.sampled_from(["cpu", "tpu", "cuda:x"]), junk),
+       backend=st.one_of(st.sampled_from(["torch", "onnx", "openvino", "tf"]), junk),
+       variant=st.one_of(st.none(), st.sampled_from(["onnx", "auto", "nope"]), junk),
+       max_seq_length=st.one_of(st.none(), st.integers(-1, 600), junk))
+def test_loading_and_settings(export_bundle, truncate_dim, prompts, default_prompt_name, similarity_fn_name, device,
+                              backend, variant, max_seq_length):
+    try:
+        model = SentenceTransformer(export_bundle("bert-prompts"), truncate_dim=truncate_dim, prompts=prompts,
+                                    default_prompt_name=default_prompt_name, similarity_fn_name=similarity_fn_name,
+                                    device=device, backend=backend, variant=variant)
+    except StRuntimeError:
+        return
+    try:
+        model.max_seq_length = max_seq_length
+    except StRuntimeError:
+        pass
+    _call(model.encode, ["a text", "another, longer text"])
+    _call(model.similarity, model.encode(["a"]), model.encode(["b"]))
+
+
+@LOAD
+@given(max_length=st.one_of(st.none(), st.integers(-1, 600), junk),
+       activation_fn=st.one_of(st.none(), st.sampled_from(["sigmoid", "identity", "nope"]), junk),
+       num_labels=st.one_of(st.none(), st.integers(-1, 3), junk),
+       prompts=st.one_of(st.none(), junk), default_prompt_name=st.one_of(st.none(), junk))
+def test_cross_encoder_loading(export_bundle, max_length, activation_fn, num_labels, prompts, default_prompt_name):
+    try:
+        model = CrossEncoder(export_bundle("ce-bert"), max_length=max_length, activation_fn=activation_fn,
+                             num_labels=num_labels, prompts=prompts, default_prompt_name=default_prompt_name)
+    except StRuntimeError:
+        return
+    _call(model.predict, [("q", "d")])

@@ -37,10 +37,13 @@ def test_api_keys_with_the_openai_client(serve_models, start_server, caplog):
         got = oai.embeddings.create(model="bert", input=["hello"], encoding_format="float").data[0].embedding
         np.testing.assert_allclose(got, bi.encode("hello"), atol=1e-6, rtol=0)
         assert {m.id for m in oai.models.list()} == {"bert", "ce"}
-    wrong = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="sk-first-key-12", max_retries=0)  # a prefix
-    with pytest.raises(openai.AuthenticationError) as info:
-        wrong.embeddings.create(model="bert", input=["hello"])
-    assert info.value.status_code == 401 and info.value.body["code"] == "invalid_api_key"
+    # a prefix, a longer key, and no Authorization header at all (the client insists on a key: omit the header)
+    for bad, headers in (("sk-first-key-12", None), ("sk-first-key-1234", None),
+                         ("unused", {"Authorization": openai.Omit()})):
+        wrong = openai.OpenAI(base_url=f"{srv.url}/v1", api_key=bad, max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as info:
+            wrong.embeddings.create(model="bert", input=["hello"], extra_headers=headers)
+        assert info.value.status_code == 401 and info.value.body["code"] == "invalid_api_key"
     with httpx.Client(base_url=srv.url, timeout=30) as client:
         for headers in ({}, {"Authorization": "Basic " + keys[0]}, {"Authorization": "Bearer"},
                         {"Authorization": f"bearer {keys[1]}x"}):
@@ -161,7 +164,7 @@ def test_queue_bounded_by_tokens_and_requests(serve_models, start_server):
 # ----- readiness and drain ----------------------------------------------------------------------------------
 def test_health_is_503_until_warm(serve_models, start_server):
     bi, _ = serve_models
-    srv = start_server({"bert": SlowEncoder(bi, 1.0)}, ServeConfig(), ready=False)
+    srv = start_server({"bert": SlowEncoder(bi, 2.0)}, ServeConfig(), ready=False)
     first = httpx.get(f"{srv.url}/health")
     assert first.status_code == 503 and first.json()["status"] == "warming_up"
     deadline = time.monotonic() + 20
@@ -366,3 +369,94 @@ def test_a_new_family_plugs_in_as_kind_and_adapter(serve_models):
             srv.stop()
     finally:
         registry._KINDS[:] = [k for k in registry._KINDS if k.name != "sparse"]
+
+
+# ----- one tokenization -------------------------------------------------------------------------------------
+def test_each_request_is_tokenized_once(serve_models, start_server, monkeypatch):
+    """The rows that give the token budget, `usage` and the truncate check are the rows the engine runs on."""
+    from st_runtime.tokenization import TextTokenizer
+
+    bi, ce = serve_models
+    srv = start_server({"bert": bi, "ce": ce})
+    calls: list[int] = []
+    for name in ("encode", "encodings"):  # encode_checked goes through encodings
+        original = getattr(TextTokenizer, name)
+
+        def counting(self, batch, _original=original):
+            calls.append(len(batch))
+            return _original(self, batch)
+
+        monkeypatch.setattr(TextTokenizer, name, counting)
+    texts = ["one text", "another, longer text for the batch", "three"]
+    with httpx.Client(base_url=srv.url, timeout=30) as c:
+        for path, body, rows in [
+            ("/v1/embeddings", {"input": texts, "encoding_format": "float"}, 3),
+            ("/v1/embeddings", {"input": texts, "prompt_name": "query", "truncate": True}, 3),
+            ("/embed", {"inputs": texts}, 3),
+            ("/similarity", {"sentences_a": texts[:1], "sentences_b": texts[1:]}, 3),
+            ("/rerank", {"query": "q", "texts": texts}, 3),
+            ("/v1/rerank", {"query": "q", "documents": texts, "truncate": True}, 3),
+        ]:
+            calls.clear()
+            response = c.post(path, json=body)
+            assert response.status_code == 200, response.text
+            assert calls == [rows], (path, calls)
+    got = httpx.post(f"{srv.url}/v1/embeddings", json={"input": texts, "prompt_name": "query",
+                                                       "encoding_format": "float"}).json()
+    np.testing.assert_allclose([d["embedding"] for d in got["data"]], bi.encode(texts, prompt_name="query"),
+                               atol=1e-6, rtol=0)
+    ranked = httpx.post(f"{srv.url}/rerank", json={"query": "q", "texts": texts}).json()
+    np.testing.assert_allclose([r["score"] for r in ranked], [r["score"] for r in ce.rank("q", texts)],
+                               atol=1e-6, rtol=0)
+
+
+def test_batcher_raises_typed_errors():
+    import asyncio
+
+    from st_runtime.errors import InputValidationError, StRuntimeError
+    from st_runtime.serving.batcher import DynamicBatcher
+    from st_runtime.serving.errors import BatcherClosedError
+
+    with pytest.raises(InputValidationError):
+        DynamicBatcher(lambda key, items: items, max_batch_size=0)
+
+    async def closed() -> None:
+        batcher = DynamicBatcher(lambda key, items: np.zeros((len(items), 1)))
+        with pytest.raises(BatcherClosedError):  # not started
+            await batcher.submit(["a"])
+        await batcher.start()
+        assert (await batcher.submit(["a", "b"])).shape == (2, 1)
+        await batcher.close()
+        with pytest.raises(StRuntimeError):
+            await batcher.submit(["a"])
+
+    asyncio.run(closed())
+
+
+def test_request_bodies_held_at_once_are_bounded(serve_models, start_server):
+    """Slow clients holding large bodies cannot make the server buffer more than --max-buffered-bytes."""
+    import socket
+
+    bi, _ = serve_models
+    srv = start_server({"bert": bi}, ServeConfig(max_body_bytes=2000, max_buffered_bytes=3000, body_timeout=1.5))
+    socks = []
+    for _ in range(2):  # two clients announce 1,400 bytes each and send nothing more
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1400\r\n\r\n{")
+        socks.append(sock)
+    time.sleep(0.3)
+    assert srv.core.body_budget.held == 2800
+    body = json.dumps({"input": "x" * 1000}).encode()
+    start = time.monotonic()
+    refused = httpx.post(f"{srv.url}/v1/embeddings", content=body, headers={"content-type": "application/json"})
+    assert refused.status_code == 429 and "--max-buffered-bytes" in refused.json()["error"]["message"]
+    assert time.monotonic() - start < 1.0 and refused.headers["retry-after"] == "1"
+    assert httpx.post(f"{srv.url}/v1/embeddings", json={"input": "tiny"}).status_code == 200  # fits beside them
+    for sock in socks:  # the slow bodies time out (408) and give their bytes back
+        sock.settimeout(5)
+        assert b" 408 " in sock.recv(65536).split(b"\r\n", 1)[0] + b" "
+        sock.close()
+    assert srv.core.body_budget.held == 0
+    assert httpx.post(f"{srv.url}/v1/embeddings", content=body,
+                      headers={"content-type": "application/json"}).status_code == 200
