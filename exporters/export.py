@@ -19,6 +19,7 @@ from .bundle_steps import example_inputs, finish_manifest, record_parity, seal, 
 from .cross_encoder import write_cross_encoder
 from .graph import EMBEDDING_OUTPUTS, EmbeddingGraph, check_modules
 from .source import SourceModel, load_source
+from .multi_vector import write_multi_vector
 from .sparse import write_sparse_encoder
 from .static import is_static, write_static
 from .specs import architecture, embedding_spec
@@ -67,6 +68,8 @@ def export_model(
             manifest = write_cross_encoder(source, tmp, parity_texts, atol, progress)
         elif source.kind == "sparse-encoder":
             manifest = write_sparse_encoder(source, tmp, parity_texts, atol, progress)
+        elif source.kind == "multi-vector-encoder":
+            manifest = write_multi_vector(source, tmp, parity_texts, atol, progress)
         elif is_static(source.model):
             if variants:
                 raise ExportError("A StaticEmbedding model has no graph to optimize or quantize: export it without "

@@ -35,6 +35,10 @@ def revalidate(bundle: Bundle, model: str | None = None, variants: Sequence[str]
                 from .sparse import sparse_parity
 
                 report = sparse_parity(source.model, bundle.root, None, atol, variant=name)
+            elif manifest.kind == "multi-vector-encoder":
+                from .multi_vector import multi_vector_parity
+
+                report = multi_vector_parity(source.model, bundle.root, None, atol, variant=name)
             elif spec.format == "static-embedding":
                 from .static import static_parity
 
@@ -44,6 +48,10 @@ def revalidate(bundle: Bundle, model: str | None = None, variants: Sequence[str]
 
                 report = embedding_parity(source.model, bundle.root, None, atol, variant=name)
             yield f"{name}: parity OK, max abs {report['max_abs']:.2e} <= {atol:g} over {report['texts']} texts"
+        elif manifest.kind == "multi-vector-encoder":
+            from .multi_vector_gates import check_multi_vector_variant
+
+            figures = check_multi_vector_variant(source.model, bundle.root, name, spec.accuracy.get("gate", {}))
         elif manifest.kind == "sparse-encoder":
             from .sparse_gates import check_sparse_variant
 

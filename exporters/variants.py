@@ -11,7 +11,7 @@ from st_runtime.bundle import Bundle
 from st_runtime.errors import ExportError, InputValidationError
 from st_runtime.manifest import Manifest, VariantSpec
 
-from . import bundle_writer, gates, sparse_gates, tasks
+from . import bundle_writer, gates, multi_vector_gates, sparse_gates, tasks
 from .bundle_steps import finish_manifest, seal
 from .calibration import roles, weight_matmuls
 from .onnx_variants import (
@@ -73,6 +73,9 @@ class _Gatekeeper:
         elif kind == "sparse-encoder":
             self.reference = sparse_gates.sparse_reference(source_model)
             self._selection = lambda: _sparse_selection(source_model)
+        elif kind == "multi-vector-encoder":
+            self.reference = multi_vector_gates.multi_vector_reference(source_model, "gate")
+            self._selection = lambda: multi_vector_gates.multi_vector_reference(source_model, "selection")
         else:
             self.reference = gates.embedding_reference(source_model, "gate", self.user_tasks)
             self._selection = lambda: gates.embedding_reference(source_model, "selection")
@@ -92,12 +95,17 @@ class _Gatekeeper:
             return gates.measure_cross_encoder_variant(reference, self.ctx.root, name)
         if self.kind == "sparse-encoder":
             return sparse_gates.measure_sparse_variant(reference, self.ctx.root, name)
+        if self.kind == "multi-vector-encoder":
+            return multi_vector_gates.measure_multi_vector_variant(reference, self.ctx.root, name)
         return gates.measure_embedding_variant(reference, self.ctx.root, name)
 
     def gate_for(self, spec: VariantSpec) -> dict[str, float]:
         if self.kind == "sparse-encoder":  # no labelled sparse task yet: value and overlap figures only
             key = "fp32" if spec.precision == "fp32" and spec.settings.get("exact") else spec.precision
             return dict(sparse_gates.SPARSE_GATES.get(key, sparse_gates.SPARSE_GATES["int8"]))
+        if self.kind == "multi-vector-encoder":  # MaxSim retrieval overlap
+            key = "fp32" if spec.precision == "fp32" and spec.settings.get("exact") else spec.precision
+            return dict(multi_vector_gates.MULTI_VECTOR_GATES.get(key, multi_vector_gates.MULTI_VECTOR_GATES["int8"]))
         return gates.gate_for(spec.precision, bool(spec.settings.get("exact")), self.kind, bool(self.user_tasks))
 
     def build(self, name: str, force: bool) -> tuple[VariantSpec | None, dict]:
@@ -123,24 +131,26 @@ class _Gatekeeper:
         self.progress(f"{name}: REFUSED, it misses its gate ({gates.describe(figures, gate)}); use --force to keep it")
         return None, {"figures": figures, "gate": gate}
 
-    def sensitivity(self) -> dict[str, float]:
-        """Per MatMul role: selection-split figures with only that role kept in fp32 (higher = its quantization
-        hurts more). Measured once per export with the quickest int8 (ONNX Runtime dynamic) and reused by every
-        int8 variant's fallback, instead of re-quantizing role by role with each (slow, e.g. NNCF) quantizer."""
-        if "sensitivity" not in self.ctx.notes:
+    def sensitivity(self, name: str, builder: Builder) -> dict[str, float]:
+        """Per MatMul role: the selection-split figures of ``name`` with only that role kept in fp32 (higher = its
+        quantization hurts more), measured once per variant with its own quantizer and recorded in the manifest.
+
+        (A cheaper probe, ONNX Runtime dynamic int8 for every variant, ranked the roles wrongly for static int8 on
+        MiniLM, whose loss comes from activation ranges: the fallback then kept 12 MatMuls in fp32 for no gain.)
+        """
+        cache = self.ctx.notes.setdefault("sensitivity", {})
+        if name not in cache:
             key = "spearman" if self.kind == "cross-encoder" else "top10_overlap"
             gains = {}
             for role, nodes in roles(weight_matmuls(self.ctx.fp32)).items():
-                probe = build_onnx_int8_dynamic(self.ctx, nodes, "fp32_fallback_probe.onnx")
-                trial = self.measure("fp32-fallback-probe", probe, self.selection)
+                trial = self.measure(name, builder(self.ctx, nodes), self.selection)
                 gains[role] = trial.get(key, 0) + trial.get("mean_cosine", 0) + trial.get("ndcg10_retention", 0)
-            self._remove("fp32-fallback-probe", self.ctx.manifest.variants["fp32-fallback-probe"])
-            self.ctx.notes["sensitivity"] = gains
-            self.ctx.manifest.parity["fp32_fallback_sensitivity"] = {
-                "measured_on": "selection split, onnxruntime dynamic int8 with one MatMul role kept in fp32",
+            cache[name] = gains
+            self.ctx.manifest.parity.setdefault("fp32_fallback_sensitivity", {
+                "measured_on": "selection split, the variant's own quantizer with one MatMul role kept in fp32",
                 "score": "top-10 overlap (cross-encoders: Spearman) + mean cosine + NDCG@10 retention",
-                "roles": gains}
-        return self.ctx.notes["sensitivity"]
+            })[name] = gains
+        return cache[name]
 
     def _fallback(self, name: str, builder: Builder, gate: dict) -> VariantSpec:
         """Keep the MatMul roles whose quantization hurts most in fp32 until the gate holds on the selection split.
@@ -148,7 +158,7 @@ class _Gatekeeper:
         Roles are added in the order of ``sensitivity()``; the gate split is never looked at here.
         """
         groups = roles(weight_matmuls(self.ctx.fp32))
-        gains = self.sensitivity()
+        gains = self.sensitivity(name, builder)
         excluded: list[str] = []
         spec = None
         for role in sorted(gains, key=gains.get, reverse=True)[: max(1, len(groups) - 1)]:

@@ -59,6 +59,8 @@ _ALL = [
     FamilySpec("multivec-dense", "multivec", "BERT, Dense 32->24 on tokens, MultiVectorMask (punctuation skiplist "
                "on documents), Normalize; [Q]/[D] prompts", skiplist=(".", ",", "!", "?"), normalize=True,
                prompts=(("query", "[Q] "), ("document", "[D] "))),
+    FamilySpec("multivec-lengths", "multivec", "BERT, Dense 32->16, MultiVectorMask without skiplist, no Normalize; "
+               "query_length 12, document_length 40", dense_out=16, query_length=12, document_length=40),
 ]
 
 FAMILY_SPECS: dict[str, FamilySpec] = {spec.name: spec for spec in _ALL}

@@ -113,6 +113,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"modules:      {' -> '.join(e.modules)}")
         if e.prompts:
             print(f"prompts:      {e.prompts} default={e.default_prompt_name}")
+    if m.sparse:
+        _print_sparse(m.sparse)
     if m.cross_encoder:
         c = m.cross_encoder
         print(f"cross-encoder: num_labels={c.num_labels} activation={c.activation} labels={c.labels}")
@@ -128,6 +130,18 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  {name:22s} {v.format:8s} {v.precision:5s} {size / 1e6:7.1f} MB  {figures}{mark}")
     _print_auto(m)
     return 0
+
+
+def _print_sparse(s) -> None:
+    """The sparse section of ``st-runtime info``."""
+    post = f"top-{s.topk_relu} + ReLU (SparseAutoEncoder)" if s.topk_relu else f"{s.pooling_strategy} / {s.activation}"
+    print(f"sparse:       dim={s.dimension} {post} max_active_dims={s.max_active_dims} similarity={s.similarity_fn_name}")
+    print(f"modules:      {' -> '.join(s.modules)}")
+    if s.router:
+        routes = ", ".join(f"{name}={route.type}" for name, route in s.router.routes.items())
+        print(f"routes:       {routes} (default {s.router.default_route})")
+    if s.prompts:
+        print(f"prompts:      {s.prompts} default={s.default_prompt_name}")
 
 
 def _print_auto(manifest) -> None:

@@ -17,7 +17,6 @@ from .errors import InputValidationError
 from .inputs import positive_int, text_batch
 from .loading import build_runner
 from .manifest import SPARSE_SIMILARITY_FNS, Manifest, SparseSpec
-from .model_base import RunnerModel
 from .routing import resolve_route
 from .static_modules import SparseStaticRoute, load_tokenizer, load_weights
 
@@ -27,7 +26,7 @@ logger = logging.getLogger(__name__)
 _LOGIT_BUFFER_FLOATS = 1 << 26
 
 
-class SparseEncoder(RunnerModel):
+class SparseEncoder:
     """Sparse embeddings from a bundle written by ``st-runtime export`` of a sentence-transformers SparseEncoder.
 
     ``encode`` returns a ``scipy.sparse.csr_array`` of shape (n, dimension) (1-D for one text); pass
@@ -97,6 +96,21 @@ class SparseEncoder(RunnerModel):
     @max_active_dims.setter
     def max_active_dims(self, value: int | None) -> None:
         self._max_active_dims = sparse.check_max_active_dims(value)
+
+    @property
+    def tokenizer(self):
+        """The graph route's ``TextTokenizer`` (wraps a ``tokenizers.Tokenizer``)."""
+        return self._runner.tokenizer
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    def get_max_seq_length(self) -> int | None:
+        return self.max_seq_length
+
+    def _where(self) -> str:
+        return str(self.bundle.root)
 
     @property
     def max_seq_length(self) -> int | None:

@@ -164,7 +164,7 @@ def test_queue_bounded_by_tokens_and_requests(serve_models, start_server):
 # ----- readiness and drain ----------------------------------------------------------------------------------
 def test_health_is_503_until_warm(serve_models, start_server):
     bi, _ = serve_models
-    srv = start_server({"bert": SlowEncoder(bi, 1.0)}, ServeConfig(), ready=False)
+    srv = start_server({"bert": SlowEncoder(bi, 2.0)}, ServeConfig(), ready=False)
     first = httpx.get(f"{srv.url}/health")
     assert first.status_code == 503 and first.json()["status"] == "warming_up"
     deadline = time.monotonic() + 20
