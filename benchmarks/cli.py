@@ -10,6 +10,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="benchmarks/results/latest", help="folder for results.json/.md and the chart")
     p.add_argument("--variants", help="comma list (default: every variant in the bundle)")
     p.add_argument("--no-torch", action="store_true", help="skip the sentence-transformers torch reference")
+    p.add_argument("--no-torch-bf16", action="store_true",
+                   help="skip the torch-bf16 row (ST with model_kwargs={'torch_dtype': torch.bfloat16}; slow on CPUs "
+                        "without AVX512-BF16/AMX)")
     p.add_argument("--st-backends", default="",
                    help="also run ST's own backends, e.g. onnx,openvino or onnx:onnx/model_qint8_avx512_vnni.onnx "
                         "(BACKEND[:FILE] in the --source folder; needs them installed)")
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         args.bundle, args.out, variants=variants, torch_reference=not args.no_torch,
         st_backends=[b for b in args.st_backends.split(",") if b], device=args.device, n_queries=args.queries,
         n_passages=args.passages, batch_sizes=args.batch_sizes, repeats=args.repeats, corpus_file=args.corpus, st_python=args.st_python,
-        source=args.source,
+        source=args.source, torch_bf16=not args.no_torch_bf16,
     )
     print((__import__("pathlib").Path(args.out) / "results.md").read_text())
     failed = [k for k, v in results["systems"].items() if "error" in v]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import platform
 import re
 import subprocess
@@ -49,8 +50,11 @@ def machine_info() -> dict:
             pass
     flags = cpu_flags()
     return {
-        "cpu": cpu_name(), "usable_cpus": usable_cpus(), "int8_isa": int8_isa(), "machine": platform.machine(),
-        "flags": sorted(f for f in flags if f.startswith(("avx", "amx", "sse4", "fma")) or "vnni" in f),
+        "cpu": cpu_name(), "usable_cpus": usable_cpus(), "os_cpus": os.cpu_count(), "int8_isa": int8_isa(),
+        "machine": platform.machine(), "threads": usable_cpus(),  # what st-runtime sizes its pools to; per system: "threads"
+        "flags": sorted(f for f in flags if f.startswith(("avx", "amx", "sse4", "fma", "f16c")) or "vnni" in f
+                        or "bf16" in f),
+        "bf16_units": bool(flags & {"avx512_bf16", "amx_bf16"}), "amx": bool(flags & {"amx_bf16", "amx_int8"}),
         "python": platform.python_version(), "versions": versions,
     }
 
@@ -76,7 +80,8 @@ def _parity(reference: dict, candidate: dict, kind: str) -> dict:
 def run_benchmark(bundle_path: str | Path, out_dir: str | Path, *, variants: Sequence[str] | None = None,
                   torch_reference: bool = True, st_backends: Sequence[str] = (), device: str = "cpu",
                   n_queries: int = 256, n_passages: int = 128, batch_sizes: str = "1,8,32,128", repeats: int = 3,
-                  corpus_file: str | None = None, source: str | None = None, st_python: str | None = None) -> dict:
+                  corpus_file: str | None = None, source: str | None = None, st_python: str | None = None,
+                  torch_bf16: bool = True) -> dict:
     """Benchmark the torch reference (if torch is installed) and each variant; write JSON, Markdown and PNG."""
     bundle = Bundle.open(bundle_path)
     manifest = bundle.manifest
@@ -89,6 +94,8 @@ def run_benchmark(bundle_path: str | Path, out_dir: str | Path, *, variants: Seq
         systems.append("torch")
         if device.startswith("cuda"):
             systems.append("torch-fp16")
+        elif torch_bf16 and manifest.kind == "sentence-transformer":
+            systems.append("torch-bf16")  # sentence-transformers with model_kwargs={"torch_dtype": torch.bfloat16}
     systems += [f"st:{b}" for b in st_backends]
     systems += [f"variant:{v}" for v in (variants or manifest.variants)]
     texts = bench_texts(n_queries, n_passages, corpus_file, manifest.kind)

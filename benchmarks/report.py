@@ -53,12 +53,27 @@ def write_markdown(results: dict, path: Path) -> str:
         row.append(f"{par['mean_cosine']:.5f}" if "mean_cosine" in par else "-")
         row.append(f"{par['top10_overlap']:.3f}" if "top10_overlap" in par else "-")
         lines.append("| " + " | ".join(row) + " |")
+    lines += _batch_lines(systems, sets, batch_sizes[-1])
     failed = {k: v["error"] for k, v in results["systems"].items() if "error" in v}
     for system, error in failed.items():
         lines.append(f"\n{system} failed: {error}")
     text = "\n".join(lines) + "\n"
     path.write_text(text)
     return text
+
+
+def _batch_lines(systems: dict, sets: list[str], bs: str) -> list[str]:
+    """What each system actually ran at the largest batch size (the token budget splits batches; torch does not)."""
+    lines = ["", f"Batches actually run at batch_size={bs} (count, rows per batch, padded tokens):", ""]
+    for system, fig in systems.items():
+        parts = []
+        for s in sets:
+            b = fig.get("batches", {}).get(s, {}).get(bs)
+            if b:
+                parts.append(f"{s} {b['count']} x {b['rows_min']}-{b['rows_max']} rows, {b['padded_tokens']} tokens")
+        if parts:
+            lines.append(f"- {system}: " + "; ".join(parts))
+    return lines if len(lines) > 3 else []
 
 
 def write_chart(results: dict, path: Path) -> None:

@@ -15,14 +15,24 @@ from pathlib import Path  # noqa: E402
 
 
 def _load(system: str, bundle: str, source: str | None, kind: str, device: str):
-    """(encode function, threads description) for 'torch', 'torch-fp16', 'variant:NAME', 'st:BACKEND[:FILE]'."""
+    """(encode function, threads description, batch shapes list) for 'torch', 'torch-fp16', 'torch-bf16',
+    'variant:NAME', 'st:BACKEND[:FILE]'. Every batch the system runs appends its (rows, padded length) to the list."""
+    shapes: list[tuple[int, int]] = []
     if system.startswith("variant:"):
         import st_runtime
 
         cls = st_runtime.CrossEncoder if kind == "cross-encoder" else st_runtime.SentenceTransformer
         model = cls(bundle, variant=system.split(":", 1)[1], device=device)
         call = model.predict if kind == "cross-encoder" else model.encode
-        return call, model._runner.session.description
+        session = model._runner.session
+        run = session.run
+
+        def recorded(feeds, *args, **kwargs):
+            shapes.append(tuple(feeds["input_ids"].shape))
+            return run(feeds, *args, **kwargs)
+
+        session.run = recorded
+        return call, session.description, shapes
     import torch
 
     if kind == "cross-encoder":
@@ -38,11 +48,27 @@ def _load(system: str, bundle: str, source: str | None, kind: str, device: str):
         kwargs = {"backend": backend} if backend != "torch" else {}
         if file_name:
             kwargs["model_kwargs"] = {"file_name": file_name}
+        if system == "torch-bf16":  # what a user writes: one argument
+            kwargs["model_kwargs"] = {"torch_dtype": torch.bfloat16}
         model = SentenceTransformer(source, device=device, **kwargs)
         call = model.encode
+        forward = model.forward
+
+        def recorded_forward(features, *args, **kwargs):
+            shapes.append(tuple(features["input_ids"].shape))
+            return forward(features, *args, **kwargs)
+
+        model.forward = recorded_forward
     if system == "torch-fp16":
         model.half()
-    return call, f"torch {torch.__version__} threads={torch.get_num_threads()}"
+    return call, f"torch {torch.__version__} threads={torch.get_num_threads()}", shapes
+
+
+def _batches(shapes: list[tuple[int, int]]) -> dict:
+    """What a call ran: number of batches, rows per batch (min/max) and padded tokens in all."""
+    rows = [r for r, _ in shapes]
+    return {"count": len(shapes), "rows_min": min(rows, default=0), "rows_max": max(rows, default=0),
+            "padded_tokens": sum(r * w for r, w in shapes), "widths": sorted({w for _, w in shapes})}
 
 
 def _throughput(call, texts, batch_size: int, repeats: int) -> dict:
@@ -82,17 +108,20 @@ def main() -> None:
     args = parser.parse_args()
 
     data = json.loads(Path(args.texts).read_text())
-    call, threads = _load(args.system, args.bundle, args.source, args.kind, args.device)
+    call, threads, shapes = _load(args.system, args.bundle, args.source, args.kind, args.device)
     load_s = time.perf_counter() - _T0
     sets = {"pairs": [tuple(p) for p in data["pairs"]]} if args.kind == "cross-encoder" else {
         "queries": data["queries"], "passages": data["passages"]}
     for texts in sets.values():  # warm-up, excluded from timing
         call(texts[:16], batch_size=8)
-    result = {"system": args.system, "load_s": load_s, "threads": threads, "throughput": {}}
+    result = {"system": args.system, "load_s": load_s, "threads": threads, "throughput": {}, "batches": {}}
     for name, texts in sets.items():
-        result["throughput"][name] = {
-            str(bs): _throughput(call, texts, int(bs), args.repeats) for bs in args.batch_sizes.split(",")
-        }
+        result["throughput"][name], result["batches"][name] = {}, {}
+        for bs in args.batch_sizes.split(","):
+            shapes.clear()
+            call(texts, batch_size=int(bs))  # untimed: the batches this batch size actually runs
+            result["batches"][name][bs] = _batches(shapes)
+            result["throughput"][name][bs] = _throughput(call, texts, int(bs), args.repeats)
     first = next(iter(sets.values()))
     result["latency"] = _latency(call, first[: min(len(first), 200)])
     import numpy as np

@@ -51,18 +51,21 @@ def export_model(
     force: bool = False,
     progress: Progress = _quiet,
     eval_tasks: Sequence[Any] = (),
+    trust_remote_code: bool = False,
 ) -> Path:
     """Export ``model`` (folder, packaged model or Hub id; None = all-MiniLM-L6-v2) to the bundle folder ``out``.
 
     The fp32 graph is always written and must match torch within ``atol``; ``variants`` adds optimized
     and quantized graphs, each behind its accuracy gate (``eval_tasks``: the user's own tasks from
     ``tasks.user_ir_task`` / ``user_sts_task`` join every reduced-precision gate). Any failure leaves nothing at ``out``.
+    A model with its own modeling code (``auto_map``) is refused unless ``trust_remote_code``; that code runs only
+    here, to trace.
     """
     started = time.perf_counter()
     if calibration and variants:
         check_calibration(calibration, eval_tasks)  # before minutes of tracing
     progress(f"loading {model or 'the default model (all-MiniLM-L6-v2)'}")
-    source = load_source(model)
+    source = load_source(model, trust_remote_code=trust_remote_code)
     with bundle_writer.staging_dir(Path(out), overwrite) as tmp:
         if source.kind == "cross-encoder":
             manifest = write_cross_encoder(source, tmp, parity_texts, atol, progress)

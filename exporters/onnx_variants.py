@@ -81,11 +81,11 @@ def _reduce_range() -> bool:
     return int8_isa() not in ("avx512_vnni", "avx_vnni", "arm64")
 
 
-def build_onnx_int8_dynamic(ctx: BuildContext, exclude: Sequence[str] = (), out: str = "model_int8_dynamic.onnx"
-                            ) -> VariantSpec:
+def build_onnx_int8_dynamic(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
     """onnxruntime dynamic int8 (weights per channel, activations per call), MatMul weights only."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    out = "model_int8_dynamic.onnx"
     reduce_range = _reduce_range()
     quantize_dynamic(str(ctx.fp32), str(ctx.root / out), weight_type=QuantType.QInt8, per_channel=True,
                      reduce_range=reduce_range, op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude),

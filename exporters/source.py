@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from st_runtime.errors import ExportError, UnsupportedModelError
+from st_runtime.errors import ExportError, RemoteCodeError, UnsupportedModelError
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class SourceModel:
     kind: str  # "sentence-transformer" or "cross-encoder"
     name: str
     path: str | None
+    trust_remote_code: bool = False
 
 
 def packaged_path(name: str) -> Path | None:
@@ -83,8 +84,47 @@ def detect_kind(path: Path) -> str:
     )
 
 
-def load_source(name_or_path: str | None, kind: str | None = None, device: str = "cpu") -> SourceModel:
-    """Load a SentenceTransformer or CrossEncoder in fp32 on CPU for tracing."""
+def _json_or_empty(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def custom_code(path: Path) -> list[str]:
+    """What in a local model folder would run the model's own Python code (empty when nothing would).
+
+    Read from the JSON files only, nothing imported: ``auto_map`` in a config.json (the folder's or a module
+    folder's) and modules.json entries whose class is not one of sentence-transformers' own.
+    """
+    modules = _json_or_empty(path / "modules.json")
+    modules = [m for m in modules if isinstance(m, dict)] if isinstance(modules, list) else []
+    found = [f"modules.json loads the module class {m['type']!r}" for m in modules
+             if m.get("type") and not str(m["type"]).startswith("sentence_transformers.")]
+    for folder in dict.fromkeys([path, *(path / str(m.get("path", "")) for m in modules)]):
+        config = _json_or_empty(folder / "config.json")
+        auto_map = config.get("auto_map") if isinstance(config, dict) else None
+        if isinstance(auto_map, dict):
+            where = (folder / "config.json").relative_to(path)
+            found += [f"{where} maps {auto} to {target!r}" for auto, target in auto_map.items()]
+    return found
+
+
+def _refuse_custom_code(name: str, reasons: list[str]) -> RemoteCodeError:
+    return RemoteCodeError(
+        f"{name!r} runs its own Python code ({'; '.join(reasons)}); st-runtime imports no model code unless told "
+        "to. If you trust that code, pass --trust-remote-code (export_model(..., trust_remote_code=True)): it runs "
+        "once, on this machine, to trace the graph, and the bundle holds neither the code nor anything that runs it."
+    )
+
+
+def load_source(name_or_path: str | None, kind: str | None = None, device: str = "cpu",
+                trust_remote_code: bool = False) -> SourceModel:
+    """Load a SentenceTransformer or CrossEncoder in fp32 on CPU for tracing.
+
+    A model with its own modeling code is refused (RemoteCodeError, before any of that code is imported)
+    unless ``trust_remote_code``.
+    """
     try:
         import sentence_transformers  # noqa: F401
     except ImportError as exc:
@@ -101,8 +141,11 @@ def load_source(name_or_path: str | None, kind: str | None = None, device: str =
     if local is None and (name.startswith((".", "/", "~")) or name.count("/") > 1):
         raise ExportError(f"Model path {name!r} does not exist. Check the path, or pass a Hugging Face Hub id.")
     if local is not None:
+        reasons = custom_code(local)
+        if reasons and not trust_remote_code:
+            raise _refuse_custom_code(name, reasons)
         kind = kind or detect_kind(local)
-    kwargs: dict[str, Any] = {"device": device}
+    kwargs: dict[str, Any] = {"device": device, "trust_remote_code": trust_remote_code}
     if local is not None:
         kwargs["local_files_only"] = True
     target = str(local) if local is not None else name
@@ -110,6 +153,10 @@ def load_source(name_or_path: str | None, kind: str | None = None, device: str =
            "multi-vector-encoder": MultiVectorEncoder}.get(kind or "", SentenceTransformer)
     try:
         model = cls(target, **kwargs)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc) and not trust_remote_code:  # a Hub model with custom code
+            raise _refuse_custom_code(name, [str(exc).split(".")[0]]) from exc
+        raise
     except OSError as exc:
         raise ExportError(
             f"Could not load {name!r}: {exc}. If it is a Hub id, this machine may have no access to the Hub: "
@@ -123,4 +170,5 @@ def load_source(name_or_path: str | None, kind: str | None = None, device: str =
     model.eval()
     if cls is SentenceTransformer and kind is None:
         kind = "sentence-transformer"
-    return SourceModel(model=model, kind=kind or "sentence-transformer", name=name, path=str(local) if local else None)
+    return SourceModel(model=model, kind=kind or "sentence-transformer", name=name, path=str(local) if local else None,
+                       trust_remote_code=trust_remote_code)

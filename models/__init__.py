@@ -24,7 +24,8 @@ __all__ = ["BUILDER_VERSION", "FAMILY_SPECS", "SPECS", "Spec", "bi_encoder_names
            "fingerprint", "names"]
 
 BUILDER_VERSION = 1
-_SOURCES = ("specs.py", "builder.py", "tokenizers.py")
+_SOURCES = ("specs.py", "builder.py", "tokenizers.py", "remote_code/configuration_tiny_custom.py",
+            "remote_code/modeling_tiny_custom.py")
 _FAMILY_SOURCES = ("families.py", "families_builder.py", "tokenizers.py")  # their own, so the others do not rebuild
 _STALE_TMP_S = 3600
 

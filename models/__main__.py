@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                 scores = model.predict([("a", "b")])
                 shown = f"scores {tuple(scores.shape)} num_labels={model.num_labels} max_len={model.max_seq_length}"
             else:
-                model = SentenceTransformer(str(path), device="cpu")
+                remote = name in SPECS and SPECS[name].trust_remote_code
+                model = SentenceTransformer(str(path), device="cpu", trust_remote_code=remote)
                 emb = model.encode(TEXTS)
                 prompts = {k: v for k, v in model.prompts.items() if v}
                 shown = f"embeddings {tuple(emb.shape)} max_seq={model.max_seq_length} prompts={prompts or '-'}"

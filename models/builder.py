@@ -84,12 +84,28 @@ def _qwen3(tok: PreTrainedTokenizerBase, max_pos: int) -> PreTrainedConfig:
                       eos_token_id=tok.eos_token_id, **_special_ids(tok))
 
 
+def _custom(tok: PreTrainedTokenizerBase, max_pos: int) -> PreTrainedConfig:
+    from .remote_code.configuration_tiny_custom import TinyCustomConfig
+
+    return TinyCustomConfig(max_position_embeddings=max_pos, **_special_ids(tok))
+
+
+def _custom_model(config: PreTrainedConfig) -> torch.nn.Module:
+    """The custom-code encoder, registered for the Auto classes so that saving writes auto_map and the code."""
+    from .remote_code.configuration_tiny_custom import TinyCustomConfig
+    from .remote_code.modeling_tiny_custom import TinyCustomModel
+
+    TinyCustomConfig.register_for_auto_class()
+    TinyCustomModel.register_for_auto_class("AutoModel")
+    return TinyCustomModel(config)
+
+
 # arch -> (tokenizer factory, config factory)
 ARCHS: dict[str, tuple[Callable[[], PreTrainedTokenizerBase], Callable[..., PreTrainedConfig]]] = {
     "bert": (toks.bert, _bert), "bert-base": (toks.bert, _bert_base), "distilbert": (toks.distilbert, _distilbert),
     "mpnet": (toks.mpnet, _mpnet),
     "xlmr": (toks.xlm_roberta, _xlmr), "deberta": (toks.deberta_v2, _deberta), "t5": (toks.t5, _t5),
-    "modernbert": (toks.modernbert, _modernbert), "qwen3": (toks.qwen2, _qwen3),
+    "modernbert": (toks.modernbert, _modernbert), "qwen3": (toks.qwen2, _qwen3), "custom": (toks.bert, _custom),
 }
 
 
@@ -135,13 +151,17 @@ def _hf_model(spec: Spec, tok: PreTrainedTokenizerBase) -> torch.nn.Module:
     torch.manual_seed(spec.seed)
     if spec.kind == "ce":
         return transformers.AutoModelForSequenceClassification.from_config(config)
+    if spec.arch == "custom":
+        return _custom_model(config)
     if spec.arch == "t5":  # as sentence-t5: ST's Transformer loads T5EncoderModel for a T5 config
         return transformers.T5EncoderModel(config)
     return transformers.AutoModel.from_config(config)
 
 
 def _sentence_transformer(spec: Spec, hf_dir: Path) -> SentenceTransformer:
-    transformer = Transformer(str(hf_dir), max_seq_length=spec.max_seq_length)
+    remote = {"trust_remote_code": True} if spec.trust_remote_code else {}
+    transformer = Transformer(str(hf_dir), max_seq_length=spec.max_seq_length, model_kwargs=remote,
+                              config_kwargs=remote, processor_kwargs=remote)
     dim = transformer.get_embedding_dimension()
     modules: list[torch.nn.Module] = [
         transformer, Pooling(dim, pooling_mode=spec.pooling, include_prompt=spec.include_prompt)]
@@ -168,5 +188,5 @@ def build_into(spec: Spec, out: Path, scratch: Path) -> None:
         else:
             model = _sentence_transformer(spec, scratch)
         model.save(str(out))
-        toks.check_roundtrip(tok, out)  # the saved folder's tokenizer reloads exactly as built
+        toks.check_roundtrip(tok, out, spec.trust_remote_code)  # the saved folder's tokenizer reloads exactly as built
     shutil.rmtree(scratch, ignore_errors=True)

@@ -29,6 +29,7 @@ class Spec:
     real_backbone: bool = False  # cross-encoders: real MiniLM weights instead of a random tiny backbone
     init_std: float = 0.02  # initializer_range (ce-minilm: std of its random head); see WIDE_INIT
     seed: int = 0
+    trust_remote_code: bool = False  # modeling code saved in the folder, loaded through config.json's auto_map
 
     @property
     def num_labels(self) -> int:
@@ -75,6 +76,8 @@ _ALL = [
         max_seq_length=1024, max_position_embeddings=1024),
     _bi("qwen3-lasttoken", "qwen3", "Qwen3 decoder, lasttoken pooling, left padding, EOS appended, Normalize",
         pooling="lasttoken", normalize=True, prompts=(("query", "Instruct: find passages\nQuery: "),)),
+    _bi("custom-code-mean", "custom", "Custom-code encoder (models/remote_code, auto_map + trust_remote_code), mean",
+        trust_remote_code=True),
     _bi("bert-long", "bert", "BERT with 1024 positions, max_seq_length 1024", max_seq_length=1024,
         max_position_embeddings=1024),
     # Benchmarks only (issue #11's 12-layer base model; random weights run at the real speed), not in the test lists.

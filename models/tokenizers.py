@@ -208,7 +208,8 @@ def _ids(tok: PreTrainedTokenizerBase | Tokenizer, text: str, pair: str | None) 
     return out["input_ids"], out.get("token_type_ids")
 
 
-def check_roundtrip(tok: PreTrainedTokenizerBase, folder: Path | None = None) -> PreTrainedTokenizerBase:
+def check_roundtrip(tok: PreTrainedTokenizerBase, folder: Path | None = None, trust_remote_code: bool = False
+                    ) -> PreTrainedTokenizerBase:
     """Save ``tok`` (unless ``folder`` already holds it), reload it with AutoTokenizer and check it behaves the same.
 
     Compares class, special tokens, padding side and input names, then ids (and token_type_ids where the HF
@@ -221,7 +222,7 @@ def check_roundtrip(tok: PreTrainedTokenizerBase, folder: Path | None = None) ->
         if folder is None:
             folder = Path(tmp)
             tok.save_pretrained(folder)
-        again = AutoTokenizer.from_pretrained(str(folder))
+        again = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
         raw = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
     raw.no_padding()
     raw.no_truncation()

@@ -21,6 +21,7 @@ from .errors import (
     NotProvidedError,
     ParityError,
     StRuntimeError,
+    RemoteCodeError,
     UnsupportedArgumentError,
     UnsupportedDeviceError,
     UnsupportedModelError,
@@ -69,6 +70,7 @@ __all__ = [
     "InputTypeError",
     "ExportError",
     "UnsupportedModelError",
+    "RemoteCodeError",
     "ParityError",
     "__version__",
 ]

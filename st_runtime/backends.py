@@ -10,10 +10,11 @@ import importlib.util
 import logging
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 
+from .compile_cache import openvino_cache_dir
 from .errors import BackendNotInstalledError, BackendUnavailableError, IntegrityError, UnsupportedDeviceError
 from .hardware import usable_cpus
 
@@ -32,7 +33,9 @@ class GraphSession(Protocol):
     output_names: list[str]
     description: str
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+    def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The graph's outputs for ``feeds``: only those named in ``outputs`` (all when None)."""
+        ...
 
 
 def is_installed(fmt: str) -> bool:
@@ -116,9 +119,9 @@ class OnnxRuntimeSession:
         self.providers = self._session.get_providers()
         self.description = f"onnxruntime {ort.__version__} {self.providers[0]} threads={options.intra_op_num_threads}"
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        values = self._session.run(None, feeds)
-        return dict(zip(self.output_names, values))
+    def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        names = list(outputs) if outputs else self.output_names
+        return dict(zip(names, self._session.run(names, feeds)))
 
 
 _KNOWN_NAMES = ("input_ids", "attention_mask", "token_type_ids", "prompt_length", "sentence_embedding",
@@ -131,43 +134,94 @@ def _port_name(port, known: tuple[str, ...]) -> str:
     return next((name for name in known if name in names), port.get_any_name())
 
 
+# Outputs a compiled model leaves out unless a call asks for them (B x L x H floats per batch).
+OPTIONAL_OUTPUTS = frozenset({"token_embeddings"})
+
+
 class OpenVINOSession:
-    """An OpenVINO compiled model behind the narrow backend contract (fp32 kept exact unless told otherwise)."""
+    """An OpenVINO compiled model behind the narrow backend contract (fp32 kept exact unless told otherwise).
+
+    The model is compiled without the optional outputs (token embeddings); a call that asks for them compiles the
+    full model once, on first use. With ``cache_dir`` OpenVINO keeps compiled blobs there between processes.
+    """
 
     def __init__(
         self, path: Path, device: str | None = None, threads: int | None = None, precision_hint: str = "f32",
-        performance_hint: str = "LATENCY",
+        performance_hint: str = "LATENCY", cache_dir: Path | None = None,
     ) -> None:
         kind = device_kind(device)
         ov = _require("openvino")
-        ov_device = "CPU" if kind == "cpu" else device.upper().replace("CUDA", "GPU")
-        core = ov.Core()
-        config = {
+        self._ov = ov
+        self._device = "CPU" if kind == "cpu" else device.upper().replace("CUDA", "GPU")
+        self._core = ov.Core()
+        self._config = {
             "INFERENCE_PRECISION_HINT": precision_hint,
             "PERFORMANCE_HINT": performance_hint,
             "INFERENCE_NUM_THREADS": threads or usable_cpus(),
         }
+        if cache_dir is not None:
+            self._config["CACHE_DIR"] = str(cache_dir)
+        self._path = path
         try:
-            model = core.read_model(str(path))
-            self._compiled = core.compile_model(model, ov_device, config)
+            self._model = self._core.read_model(str(path))
         except Exception as exc:  # openvino raises RuntimeError with a long text
             raise IntegrityError(f"OpenVINO could not load {path.name}: {str(exc)[:500]}. Re-export the bundle.") from exc
-        self.input_names = [_port_name(p, _KNOWN_NAMES) for p in self._compiled.inputs]
-        self.output_names = [_port_name(p, _KNOWN_NAMES) for p in self._compiled.outputs]
+        self.input_names = [_port_name(p, _KNOWN_NAMES) for p in self._model.inputs]
+        self.output_names = [_port_name(p, _KNOWN_NAMES) for p in self._model.outputs]
+        self._default = frozenset(n for n in self.output_names if n not in OPTIONAL_OUTPUTS) or frozenset(self.output_names)
+        self._compiled: dict[frozenset, object] = {}
+        self._lock = threading.Lock()
         self._local = threading.local()
-        self.description = f"openvino {ov.__version__} {ov_device} precision={precision_hint}"
+        self._compiled_for(self._default)
+        self.description = (f"openvino {ov.__version__} {self._device} precision={precision_hint}"
+                            f"{' cached' if cache_dir is not None else ''}")
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # One infer request per thread: reused across calls (no per-call setup), never shared between threads.
-        request = getattr(self._local, "request", None)
+    def _compiled_for(self, names: frozenset):
+        """The compiled model whose outputs are ``names`` (the default set, or every output)."""
+        key = self._default if names <= self._default else frozenset(self.output_names)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            with self._lock:
+                compiled = self._compiled.get(key)
+                if compiled is None:
+                    compiled = self._compiled[key] = self._compile(key)
+        return compiled
+
+    def _compile(self, names: frozenset):
+        model = self._model
+        if names != frozenset(self.output_names):
+            results = [r for r, n in zip(model.get_results(), self.output_names) if n in names]
+            model = self._ov.Model(results, model.get_parameters(), model.get_friendly_name())
+        try:
+            return self._core.compile_model(model, self._device, self._config)
+        except Exception as exc:  # openvino raises RuntimeError with a long text
+            raise IntegrityError(
+                f"OpenVINO could not compile {self._path.name}: {str(exc)[:500]}. Re-export the bundle.") from exc
+
+    def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        names = frozenset(outputs) if outputs else frozenset(self.output_names)
+        compiled = self._compiled_for(names)
+        # One infer request per thread and compiled model: reused across calls, never shared between threads.
+        requests = getattr(self._local, "requests", None)
+        if requests is None:
+            requests = self._local.requests = {}
+        request = requests.get(id(compiled))
         if request is None:
-            request = self._local.request = self._compiled.create_infer_request()
-        result = request.infer(feeds)
-        return {name: np.asarray(result[port]) for name, port in zip(self.output_names, self._compiled.outputs)}
+            request = requests[id(compiled)] = compiled.create_infer_request()
+        # share_inputs: no copy of the feeds (this call blocks until the request is done with them);
+        # share_outputs: views of the request's buffers, which the next call overwrites, so what is returned is copied.
+        result = request.infer(feeds, share_inputs=True, share_outputs=True)
+        ports = {_port_name(port, _KNOWN_NAMES): port for port in compiled.outputs}
+        return {name: np.array(result[ports[name]], copy=True) for name in (outputs or self.output_names)}
 
 
-def open_session(path: Path, fmt: str, device: str | None = None, threads: int | None = None, settings: dict | None = None) -> GraphSession:
-    """Create the backend session for a graph file of format 'onnx' or 'openvino'."""
+def open_session(path: Path, fmt: str, device: str | None = None, threads: int | None = None, settings: dict | None = None,
+                 graph_hashes: list[str] | None = None) -> GraphSession:
+    """Create the backend session for a graph file of format 'onnx' or 'openvino'.
+
+    ``graph_hashes`` (the verified sha256 of the graph's files) key OpenVINO's compiled-model cache in the user
+    cache folder (see ``compile_cache``); without them nothing is cached.
+    """
     if fmt == "static-embedding":
         from .static_embedding import StaticEmbeddingSession
 
@@ -176,5 +230,7 @@ def open_session(path: Path, fmt: str, device: str | None = None, threads: int |
         return OnnxRuntimeSession(path, device=device, threads=threads)
     if fmt == "openvino":
         settings = settings or {}
-        return OpenVINOSession(path, device=device, threads=threads, precision_hint=settings.get("inference_precision", "f32"))
+        cache_dir = openvino_cache_dir(graph_hashes, _require("openvino").__version__)
+        return OpenVINOSession(path, device=device, threads=threads, cache_dir=cache_dir,
+                               precision_hint=settings.get("inference_precision", "f32"))
     raise BackendUnavailableError(f"Unknown graph format {fmt!r}; this st-runtime runs 'onnx' and 'openvino'.")

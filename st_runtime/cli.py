@@ -45,6 +45,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     export_model(
         args.model, args.out, overwrite=args.overwrite, variants=_split(args.variants), calibration=calibration,
         force=args.force, progress=lambda msg: print(f"[export] {msg}", flush=True), eval_tasks=_eval_tasks(args),
+        trust_remote_code=args.trust_remote_code,
     )
     return 0
 
@@ -213,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", help="calibration texts for static int8, one per line (refused when they "
                                          "overlap the evaluation texts)")
     p.add_argument("--force", action="store_true", help="write variants even when they miss their accuracy gate")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a model with its own modeling code (auto_map) to run that code here, to be traced; "
+                        "the bundle never contains or runs it")
     _eval_options(p)
     p.set_defaults(func=cmd_export)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -11,11 +12,24 @@ from .errors import IntegrityError
 from .tokenization import TextTokenizer
 
 
-def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:
+PAD_MULTIPLE = 8  # right-padded batches are padded to a multiple of this many tokens
+
+
+def padded_width(longest: int, multiple: int | None, limit: int | None = None) -> int:
+    """``longest`` rounded up to ``multiple`` (None: unchanged), never past ``limit`` unless ``longest`` already is."""
+    if not multiple or longest <= 0:
+        return longest
+    width = math.ceil(longest / multiple) * multiple
+    return max(longest, min(width, limit)) if limit else width
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None,
+                 pad_multiple: int | None = None) -> list[np.ndarray]:
     """Index batches over inputs sorted longest first.
 
     Each batch holds at most ``batch_size`` inputs and, with ``max_tokens``, at most that many padded tokens
-    (rows x longest row). An input longer than the budget still gets a batch of its own, so this always ends.
+    (rows x longest row, rounded up to ``pad_multiple``). An input longer than the budget still gets a batch of
+    its own, so this always ends.
     """
     order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
     batches: list[np.ndarray] = []
@@ -23,7 +37,7 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None
     while start < len(order):
         stop = min(start + batch_size, len(order))
         if max_tokens:
-            longest = max(1, int(lengths[order[start]]))
+            longest = max(1, padded_width(int(lengths[order[start]]), pad_multiple))
             stop = min(stop, start + max(1, max_tokens // longest))
         batches.append(order[start:stop])
         start = stop
@@ -31,12 +45,19 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None
 
 
 class GraphRunner:
-    """Joins a tokenizer and a backend session; knows which inputs the graph wants."""
+    """Joins a tokenizer and a backend session; knows which inputs the graph wants.
+
+    Right-padded batches are padded to a multiple of ``PAD_MULTIPLE`` tokens: pad positions are masked and come
+    after every real token, so results do not change, and a backend sees few distinct shapes (OpenVINO keeps
+    compiled kernels per shape). Left-padded models (decoders) are padded to the longest row only: more left
+    padding would move their real tokens to other positions.
+    """
 
     def __init__(self, tokenizer: TextTokenizer, session: GraphSession) -> None:
         self.tokenizer = tokenizer
         self.session = session
         self.input_names = list(session.input_names)
+        self.pad_multiple = PAD_MULTIPLE if tokenizer.spec.padding_side == "right" else None
 
     def feeds(self, encoded: dict[str, np.ndarray], extra: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Exactly the graph's declared inputs; token_type_ids synthesized as zeros only if the graph needs them."""
@@ -54,11 +75,32 @@ class GraphRunner:
                 )
         return feeds
 
+    def width_limit(self, tokenizer: TextTokenizer | None = None) -> int | None:
+        """The widest a padded batch may get: max_seq_length, else the model's position limit."""
+        tokenizer = tokenizer or self.tokenizer
+        return tokenizer.max_seq_length or tokenizer.spec.model_max_length
+
     def iter_batches(
-        self, items: Sequence, batch_size: int, max_tokens: int | None = None, extra: dict[str, np.ndarray] | None = None
+        self, items: Sequence, batch_size: int, max_tokens: int | None = None, extra: dict[str, np.ndarray] | None = None,
+        outputs: Sequence[str] | None = None,
     ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]]:
-        """Yield (indices, padded inputs, graph outputs) per batch, longest inputs first."""
-        rows = self.tokenizer.encode(items)
-        for indices in plan_batches([len(ids) for ids, _ in rows], batch_size, max_tokens):
-            encoded = self.tokenizer.pad([rows[i] for i in indices])
-            yield indices, encoded, self.session.run(self.feeds(encoded, extra))
+        """Yield (indices, padded inputs, graph outputs) per batch, longest inputs first (see ``iter_rows``)."""
+        yield from self.iter_rows(self.tokenizer.encode(items), batch_size, max_tokens, extra, outputs)
+
+    def iter_rows(
+        self, rows: Sequence[tuple[list[int], list[int]]], batch_size: int, max_tokens: int | None = None,
+        extra: dict[str, np.ndarray] | None = None, outputs: Sequence[str] | None = None,
+        tokenizer: TextTokenizer | None = None,
+    ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """(indices, padded inputs, graph outputs) per batch of already-tokenized rows, longest first.
+
+        ``outputs`` names the graph outputs to fetch (None: all of them); the backend skips the others.
+        ``tokenizer`` (default: the runner's) pads the rows and bounds their padded width.
+        """
+        tokenizer = tokenizer or self.tokenizer
+        limit = self.width_limit(tokenizer)
+        for indices in plan_batches([len(ids) for ids, _ in rows], batch_size, max_tokens, self.pad_multiple):
+            batch = [rows[i] for i in indices]
+            width = padded_width(max(len(ids) for ids, _ in batch), self.pad_multiple, limit)
+            encoded = tokenizer.pad(batch, width=width)
+            yield indices, encoded, self.session.run(self.feeds(encoded, extra), outputs)

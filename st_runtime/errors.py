@@ -63,5 +63,9 @@ class UnsupportedModelError(ExportError):
     """The source model has a module or architecture the exporter cannot turn into a graph."""
 
 
+class RemoteCodeError(UnsupportedModelError):
+    """The model runs its own Python code (auto_map, custom modules) and trust_remote_code was not given."""
+
+
 class ParityError(ExportError):
     """An exported graph does not match the torch reference within its bound."""

@@ -145,8 +145,10 @@ def build_runner(bundle: Bundle, variant: str | None, device: str | None, thread
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = pool.submit(bundle.check_hashes, weights)
         try:
+            graph_hashes = [bundle.manifest.files[rel]["sha256"] for rel in (spec.file, spec.weights_file)
+                            if rel and "sha256" in bundle.manifest.files.get(rel, {})]
             session = open_session(bundle.path_of(spec.file), spec.format, device=device, threads=threads,
-                                   settings=spec.settings)
+                                   settings=spec.settings, graph_hashes=graph_hashes)
         except Exception:
             hashing.result()  # damaged weights explain a failed load better than the runtime's message
             raise

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .engine import GraphRunner, plan_batches
+from .engine import GraphRunner
 from .errors import InputValidationError, UnsupportedDeviceError
 from .tokenization import TextTokenizer
 
@@ -84,10 +84,9 @@ class RunnerModel:
 
     # ----- batches ---------------------------------------------------------------------------------------------
     def _row_batches(self, rows: Sequence[tuple[list[int], list[int]]], tokenizer: TextTokenizer, batch_size: int,
-                     max_tokens: int | None, extra: dict[str, np.ndarray] | None = None
+                     max_tokens: int | None, extra: dict[str, np.ndarray] | None = None,
+                     outputs: Sequence[str] | None = None,
                      ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]]:
-        """(indices, padded inputs, graph outputs) per batch of already-tokenized rows, longest first."""
-        runner = self._runner
-        for indices in plan_batches([len(ids) for ids, _ in rows], batch_size, max_tokens):
-            encoded = tokenizer.pad([rows[i] for i in indices])
-            yield indices, encoded, runner.session.run(runner.feeds(encoded, extra))
+        """(indices, padded inputs, graph outputs) per batch of already-tokenized rows, longest first
+        (``GraphRunner.iter_rows``; ``outputs``: the graph outputs to fetch, None for all)."""
+        yield from self._runner.iter_rows(rows, batch_size, max_tokens, extra, outputs, tokenizer=tokenizer)

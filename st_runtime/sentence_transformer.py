@@ -356,7 +356,7 @@ class SentenceTransformer(RunnerModel):
         out = np.zeros((len(rows), dim), dtype=np.float32)
         bar = tqdm(total=len(rows), desc="Batches", unit="text") if show_progress_bar and rows else None
         for indices, _, outputs in self._row_batches(rows, tokenizer, batch_size, config.max_batch_tokens,
-                                                     self._extra(prompt_length)):
+                                                     self._extra(prompt_length), ["sentence_embedding"]):
             out[indices] = self._finish(outputs["sentence_embedding"], config)
             if bar is not None:
                 bar.update(len(indices))

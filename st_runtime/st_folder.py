@@ -116,7 +116,7 @@ class PostProcessedSession:
         self.output_names = ["sentence_embedding", "token_embeddings"]
         self.description = f"{inner.description} + numpy pooling"
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], outputs=None) -> dict[str, np.ndarray]:
         prompt_length = int(feeds["prompt_length"][0]) if "prompt_length" in feeds else 0
         outputs = self._inner.run({k: v for k, v in feeds.items() if k != "prompt_length"})
         tokens = outputs.get("last_hidden_state", outputs.get("token_embeddings", next(iter(outputs.values()))))
@@ -246,7 +246,7 @@ class LogitsSession:
         self.output_names = ["logits"]
         self.description = inner.description
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], outputs=None) -> dict[str, np.ndarray]:
         outputs = self._inner.run(feeds)
         logits = outputs.get("logits", next(iter(outputs.values())))
         return {"logits": np.asarray(logits, dtype=np.float32)}

@@ -38,7 +38,7 @@ class StaticEmbeddingSession:
         self.normalize = bool((settings or {}).get("normalize", False))
         self.description = f"numpy embedding bag {self.weights.shape[0]}x{self.weights.shape[1]}"
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], outputs=None) -> dict[str, np.ndarray]:
         ids, mask = feeds["input_ids"], feeds["attention_mask"]
         if ids.size and (ids.min() < 0 or ids.max() >= self.weights.shape[0]):
             raise IntegrityError("A token id is outside the embedding table: the tokenizer does not match the weights.")

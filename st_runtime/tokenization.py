@@ -106,9 +106,10 @@ class TextTokenizer:
         except (TypeError, ValueError, UnicodeError) as exc:
             raise _explain_bad_text(batch, exc) from exc
 
-    def pad(self, rows: Sequence[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
-        """Pad encoded rows to the longest into int64 ``input_ids``, ``attention_mask`` and ``token_type_ids``."""
-        width = max((len(ids) for ids, _ in rows), default=0)
+    def pad(self, rows: Sequence[tuple[list[int], list[int]]], width: int | None = None) -> dict[str, np.ndarray]:
+        """Pad encoded rows to the longest (or to ``width``) into int64 ``input_ids``, ``attention_mask`` and
+        ``token_type_ids``."""
+        width = max([len(ids) for ids, _ in rows] + [width or 0])
         n = len(rows)
         input_ids = np.full((n, width), self.spec.pad_token_id, dtype=np.int64)
         type_ids = np.zeros((n, width), dtype=np.int64)

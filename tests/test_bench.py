@@ -8,7 +8,17 @@ def test_harness_end_to_end(export_bundle, tmp_path):
 
     bundle = export_bundle("bert-mean", ("onnx-int8-dynamic",))
     results = run_benchmark(bundle, tmp_path, n_queries=8, n_passages=8, batch_sizes="1,4", repeats=1)
-    assert set(results["systems"]) == {"torch", "variant:onnx", "variant:onnx-int8-dynamic"}
+    assert set(results["systems"]) == {"torch", "torch-bf16", "variant:onnx", "variant:onnx-int8-dynamic"}
+    # bf16 torch is the reference row a user gets with one argument: close to fp32, not equal
+    bf16 = results["systems"]["torch-bf16"]["parity"]
+    assert 0 < bf16["max_abs"] and bf16["mean_cosine"] > 0.99
+    # the batches each side really ran: torch pads whole batches of 4, st-runtime to a multiple of 8 tokens
+    torch_batches = results["systems"]["torch"]["batches"]["passages"]["4"]
+    ours = results["systems"]["variant:onnx"]["batches"]["passages"]["4"]
+    assert torch_batches["count"] == ours["count"] == 2 and torch_batches["rows_max"] == 4
+    assert all(w % 8 == 0 for w in ours["widths"])
+    machine = results["machine"]
+    assert machine["cpu"] and machine["threads"] >= 1 and isinstance(machine["flags"], list) and "bf16_units" in machine
     for system, figures in results["systems"].items():
         assert "error" not in figures, (system, figures)
         assert figures["throughput"]["passages"]["4"]["median"] > 0
@@ -19,7 +29,7 @@ def test_harness_end_to_end(export_bundle, tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["reference"] == "torch"
     table = (tmp_path / "results.md").read_text()
-    assert "| variant:onnx |" in table and "x)" in table
+    assert "| variant:onnx |" in table and "x)" in table and "Batches actually run at batch_size=4" in table
     assert (tmp_path / "throughput_vs_accuracy.png").stat().st_size > 1000
 
 

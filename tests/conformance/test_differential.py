@@ -136,6 +136,8 @@ def test_predict_matches(ce):
     _same(theirs.predict(PAIRS, apply_softmax=True), ours.predict(PAIRS, apply_softmax=True))
     _same(theirs.predict(PAIRS, batch_size=3, prompt="Judge: "), ours.predict(PAIRS, batch_size=3, prompt="Judge: "))
     assert isinstance(ours.predict(PAIRS, convert_to_numpy=False), list)
+    empty_t, empty_o = _np(theirs.predict([])), ours.predict([])
+    assert empty_t.shape == empty_o.shape == (0,) and empty_o.dtype == np.float32  # README: ST gives float64
 
 
 def test_loading_arguments_match(ce, model_path, export_bundle):

@@ -146,7 +146,11 @@ def test_fallback_chooses_layers_on_the_selection_split_only(model_path, tmp_pat
     out = export_model(str(model_path("bert-mean")), tmp_path / "b", variants=DYNAMIC, force=True)
     assert splits[0] == "gate" and splits[-1] == "gate"  # first look, and the reported figures
     assert set(splits[1:-1]) == {"selection"} and len(splits) > 4
-    assert SentenceTransformer(out).manifest.variants["onnx-int8-dynamic"].settings["forced"] is True
+    manifest = SentenceTransformer(out).manifest
+    assert manifest.variants["onnx-int8-dynamic"].settings["forced"] is True
+    roles = manifest.parity["fp32_fallback_sensitivity"]["onnx-int8-dynamic"]
+    assert len(roles) == len(splits) - 2 - (len(roles) - 1)  # one sensitivity trial per role, then the additions
+    assert any(".*" in role for role in roles)  # roles group a MatMul across layers
 
 
 def test_auto_floors_reach_the_model_and_info_explains(dynamic_bundle, capsys):

@@ -1,0 +1,136 @@
+"""Engine waste removed without changing results: outputs fetched on demand, padding to a multiple of 8 tokens."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from st_runtime import SentenceTransformer, corpus
+from st_runtime.backends import OnnxRuntimeSession
+from st_runtime.engine import PAD_MULTIPLE, GraphRunner, padded_width, plan_batches
+
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+
+# Every bi-encoder pooling mode: cls, max, mean, mean_sqrt_len_tokens, weightedmean, lasttoken (right and left
+# padding), include_prompt=False, Dense, relative positions (T5, DeBERTa), local attention (ModernBERT).
+BI_ENCODERS = [
+    "bert-mean", "bert-cls-dense", "bert-max", "bert-mean-sqrt", "bert-weightedmean", "bert-prompts",
+    "bert-noprompt-pool", "bert-lasttoken", "mpnet-mean", "distilbert-cls", "xlmr-mean", "deberta-mean",
+    "t5-mean-dense", "modernbert-mean", "qwen3-lasttoken",
+]
+TEXTS = (corpus.queries(12, seed=71) + corpus.passages(6, seed=72)
+         + corpus.passages(1, seed=73, min_words=400, max_words=500) + ["", "x"])
+BACKENDS = ["onnx"] + (["openvino"] if HAS_OPENVINO else [])
+
+
+def test_padded_width():
+    assert [padded_width(n, 8) for n in (1, 7, 8, 9, 16, 17)] == [8, 8, 8, 16, 16, 24]
+    assert padded_width(13, None) == 13
+    assert padded_width(126, 8, limit=126) == 126  # never past max_seq_length
+    assert padded_width(130, 8, limit=126) == 130  # a row already past the limit stays as it is
+    assert padded_width(0, 8) == 0
+
+
+def test_token_budget_counts_the_padded_width():
+    assert [len(b) for b in plan_batches([9] * 8, batch_size=32, max_tokens=64, pad_multiple=8)] == [4, 4]
+    assert [len(b) for b in plan_batches([9] * 8, batch_size=32, max_tokens=64)] == [7, 1]
+
+
+class _Spy:
+    """Records what the engine asks of the session."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+        self.input_names, self.output_names, self.description = inner.input_names, inner.output_names, "spy"
+
+    def run(self, feeds, outputs=None):
+        self.calls.append((feeds["input_ids"].shape, None if outputs is None else list(outputs)))
+        return self.inner.run(feeds, outputs)
+
+
+def _model(bundle, backend: str) -> SentenceTransformer:
+    model = SentenceTransformer(bundle)
+    if backend == "openvino":
+        from st_runtime.backends import OpenVINOSession
+
+        model._runner.session = OpenVINOSession(bundle / "model.onnx")  # OpenVINO reads the ONNX graph directly
+    return model
+
+
+def _encode_all(model, prompt=None):
+    out = [model.encode(TEXTS, batch_size=bs, prompt=prompt) for bs in (1, 5, 32)]
+    out.append(np.concatenate(model.encode(TEXTS[:6], output_value="token_embeddings", prompt=prompt)))
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", BI_ENCODERS)
+def test_padding_to_a_multiple_of_8_changes_nothing(name, backend, export_bundle):
+    model = _model(export_bundle(name), backend)
+    runner = model._runner
+    left = model.tokenizer.spec.padding_side == "left"
+    assert runner.pad_multiple == (None if left else PAD_MULTIPLE)  # left padding would move real tokens
+    prompt = next((p for p in model.prompts.values() if p), None)
+    padded = _encode_all(model, prompt)
+    spy = runner.session = _Spy(runner.session)
+    model.encode(TEXTS, batch_size=5)
+    widths = [shape[1] for shape, _ in spy.calls]
+    if not left:
+        limit = runner.width_limit()
+        assert all(w % PAD_MULTIPLE == 0 or w == limit for w in widths), widths
+    runner.session, runner.pad_multiple = spy.inner, None
+    plain = _encode_all(model, prompt)
+    # OpenVINO's kernels round differently for different shapes, so a vector already moves by a few 1e-7 with the
+    # batch it is in: padding may move it by that much (the sum of both batch spreads), never more.
+    spread = _batch_spread(plain) + _batch_spread(padded)
+    for a, b in zip(padded, plain):
+        assert a.shape == b.shape
+        assert np.isfinite(a).all()
+        assert np.abs(a - b).max() <= 1e-6 + spread, f"{name} on {backend}: {np.abs(a - b).max():.3g} ({spread:.3g})"
+
+
+def _batch_spread(results) -> float:
+    """Largest difference of one text's embedding between the batch sizes 1, 5 and 32."""
+    return max(float(np.abs(a - b).max()) for a in results[:3] for b in results[:3])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_only_the_outputs_a_call_needs_are_fetched(backend, export_bundle):
+    model = _model(export_bundle("bert-mean"), backend)
+    spy = model._runner.session = _Spy(model._runner.session)
+    model.encode(TEXTS[:3])
+    assert {tuple(outputs) for _, outputs in spy.calls} == {("sentence_embedding",)}
+    spy.calls.clear()
+    tokens = model.encode(TEXTS[:3], output_value="token_embeddings")
+    assert {outputs for _, outputs in spy.calls} == {None} and len(tokens) == 3
+
+
+def test_onnxruntime_returns_just_the_named_outputs(export_bundle):
+    bundle = export_bundle("bert-mean")
+    session = OnnxRuntimeSession(bundle / "model.onnx")
+    runner = GraphRunner(SentenceTransformer(bundle).tokenizer, session)
+    feeds = runner.feeds(runner.tokenizer(["one text", "and another one"]))
+    assert set(session.run(feeds, ["sentence_embedding"])) == {"sentence_embedding"}
+    both = session.run(feeds)
+    assert set(both) == {"sentence_embedding", "token_embeddings"}
+    assert np.array_equal(session.run(feeds, ["sentence_embedding"])["sentence_embedding"], both["sentence_embedding"])
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino")
+def test_openvino_compiles_token_outputs_only_when_asked_and_results_outlive_the_call(export_bundle):
+    from st_runtime.backends import OpenVINOSession
+
+    bundle = export_bundle("bert-mean", ("openvino",))
+    session = OpenVINOSession(bundle / "openvino_model.xml")
+    assert len(session._compiled) == 1  # sentence_embedding only
+    tok = SentenceTransformer(bundle).tokenizer
+    runner = GraphRunner(tok, session)
+    first_feeds = runner.feeds(tok(["first text here", "second"]))
+    first = session.run(first_feeds, ["sentence_embedding"])
+    kept = first["sentence_embedding"].copy()
+    session.run(runner.feeds(tok(["a completely different batch", "of texts", "three"])), ["sentence_embedding"])
+    assert np.array_equal(first["sentence_embedding"], kept)  # shared output buffers were copied out
+    assert len(session._compiled) == 1
+    full = session.run(first_feeds)
+    assert set(full) == {"sentence_embedding", "token_embeddings"} and len(session._compiled) == 2
+    assert np.abs(full["sentence_embedding"] - kept).max() <= 1e-6
