@@ -18,6 +18,20 @@ def needs_torch():
         pytest.skip("needs the export extra (torch, sentence-transformers)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compile_cache_in_tmp(tmp_path_factory):
+    """OpenVINO's compiled blobs go to a per-session folder, not the user's ~/.cache (subprocesses inherit it)."""
+    import os
+
+    previous = os.environ.get("ST_RUNTIME_CACHE_DIR")
+    os.environ["ST_RUNTIME_CACHE_DIR"] = str(tmp_path_factory.mktemp("st-runtime-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("ST_RUNTIME_CACHE_DIR", None)
+    else:
+        os.environ["ST_RUNTIME_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def bundle_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("bundles")

@@ -41,10 +41,15 @@ def load_model(path: str | Path, *, variant: str | None = None, device: str | No
     from ..sentence_transformer import SentenceTransformer
 
     root = Path(path).expanduser()
-    if (root / MANIFEST_NAME).is_file() and Manifest.read(root).kind == "cross-encoder":
+    kind = Manifest.read(root).kind if (root / MANIFEST_NAME).is_file() else None
+    if kind == "cross-encoder":
         from ..cross_encoder import CrossEncoder
 
         return CrossEncoder(root, variant=variant, device=device, threads=threads)
+    if kind == "sparse-encoder":
+        from ..sparse_encoder import SparseEncoder
+
+        return SparseEncoder(root, variant=variant, device=device, threads=threads)
     return SentenceTransformer(root, variant=variant, device=device, threads=threads)
 
 
@@ -244,6 +249,11 @@ class ModelRegistry:
         if name is None:
             if len(of_kind) == 1:
                 return of_kind[0]
+            sparse = [m.name for m in self.models.values() if m.kind == "sparse"]
+            if not of_kind and kind == "embedding" and sparse:
+                raise ApiError(400, f"No dense embedding model is served here: {sparse} are sparse models, whose "
+                                    "embeddings this endpoint cannot return. Use POST /embed_sparse.",
+                               "wrong_model_kind", param="model")
             if not of_kind:
                 raise ApiError(404, f"No {what} model is served here.", "model_not_found", param="model")
             raise invalid(f"'model' is required: this server has several {what} models "
@@ -252,7 +262,8 @@ class ModelRegistry:
             raise invalid(f"'model' must be a string, got {type(name).__name__}.", "model", "invalid_type")
         served = self.get(name)
         if served.kind != kind:
-            raise ApiError(400, f"The model {name!r} is a {served.kind} model, not an {what} model; "
+            hint = " Sparse models answer POST /embed_sparse." if served.kind == "sparse" else ""
+            raise ApiError(400, f"The model {name!r} is a {served.kind} model, not an {what} model;{hint} "
                                 f"{what} models here: {[m.name for m in of_kind]}.", "wrong_model_kind", param="model")
         return served
 

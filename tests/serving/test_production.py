@@ -341,16 +341,16 @@ def test_a_new_family_plugs_in_as_kind_and_adapter(serve_models):
         dense = served.model._model.encode(texts)
         return [{int(i): float(row[i]) for i in np.argsort(-row)[:3]} for row in dense]
 
-    registry.register_kind(registry.ModelKind("sparse", lambda m: getattr(m, "sparse", False), run,
+    registry.register_kind(registry.ModelKind("toy", lambda m: getattr(m, "sparse", False), run,
                                               lambda served: {"vocab_size": 32}))
 
     async def embed_sparse(core, call):
-        served = core.registry.model_for(call.body, "sparse")
+        served = core.registry.model_for(call.body, "toy")
         rows, _ = await core.infer(call, served, core.limit_inputs(text_or_list(call.body.get("inputs"), "inputs"),
                                                                    "inputs"), param="inputs")
         return json_response([[{"index": i, "value": v} for i, v in row.items()] for row in rows])
 
-    adapter = SimpleNamespace(ROUTES=[RouteSpec("/embed_sparse", "embed_sparse", embed_sparse)])
+    adapter = SimpleNamespace(ROUTES=[RouteSpec("/embed_toy", "embed_toy", embed_sparse)])
     try:
         from serve_helpers import ServerThread
 
@@ -359,16 +359,16 @@ def test_a_new_family_plugs_in_as_kind_and_adapter(serve_models):
         srv = ServerThread(create_app({"bert": bi, "splade": _FakeSparse(bi)}, ServeConfig(),
                                       adapters=[*DEFAULT_ADAPTERS, adapter])).start()
         try:
-            got = httpx.post(f"{srv.url}/embed_sparse", json={"inputs": ["a", "b c"]}).json()
+            got = httpx.post(f"{srv.url}/embed_toy", json={"inputs": ["a", "b c"]}).json()
             assert len(got) == 2 and len(got[0]) == 3 and {"index", "value"} <= set(got[0][0])
             assert seen_rows[-1] == bi.tokenizer.encode(["a", "b c"])
             kinds = {m["id"]: m["kind"] for m in httpx.get(f"{srv.url}/v1/models").json()["data"]}
-            assert kinds == {"bert": "embedding", "splade": "sparse"}
+            assert kinds == {"bert": "embedding", "splade": "toy"}
             assert httpx.post(f"{srv.url}/v1/embeddings", json={"model": "splade", "input": "x"}).status_code == 400
         finally:
             srv.stop()
     finally:
-        registry._KINDS[:] = [k for k in registry._KINDS if k.name != "sparse"]
+        registry._KINDS[:] = [k for k in registry._KINDS if k.name != "toy"]
 
 
 # ----- one tokenization -------------------------------------------------------------------------------------
