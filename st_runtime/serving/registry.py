@@ -167,7 +167,8 @@ class ServedModel:
             from ..cross_encoder import ACTIVATIONS
 
             self.num_labels = int(model.num_labels)
-            self.activation = ACTIVATIONS[model.activation_fn_name]
+            activation = model.activation_fn  # a name from ACTIVATIONS, or the user's own numpy callable
+            self.activation = ACTIVATIONS[activation] if isinstance(activation, str) else activation
 
     def info(self) -> dict[str, Any]:
         item: dict[str, Any] = {"id": self.name, "object": "model", "created": self.created, "owned_by": "st-runtime",

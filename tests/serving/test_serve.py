@@ -165,6 +165,23 @@ def test_rerank_tei_and_cohere(models, client):
     assert cohere["results"][0]["document"] == {"text": expected[0]["text"]}
 
 
+def test_rerank_with_a_callable_activation(export_bundle):
+    """A CrossEncoder loaded with its own activation callable is served with that activation."""
+    from st_runtime import CrossEncoder
+
+    halve = lambda logits: logits / 2.0  # noqa: E731
+    ce = CrossEncoder(export_bundle("ce-bert"), activation_fn=halve)
+    srv = ServerThread(create_app({"ce": ce}, ServeConfig(on_long="truncate"))).start()
+    try:
+        got = httpx.post(f"{srv.url}/rerank", json={"query": QUERY, "texts": DOCS}, timeout=30)
+    finally:
+        srv.stop()
+    assert got.status_code == 200
+    logits = ce.predict([(QUERY, d) for d in DOCS], activation_fn="identity")
+    by_index = {r["index"]: r["score"] for r in got.json()}
+    np.testing.assert_allclose([by_index[i] for i in range(len(DOCS))], logits / 2.0, atol=1e-6, rtol=0)
+
+
 def test_similarity(models, client):
     bi, _ = models
     a, b = TEXTS[:3], TEXTS[3:]
