@@ -47,21 +47,29 @@ def seal(tmp: Path, manifest: Manifest) -> Manifest:
 
 
 def trace_into_bundle(source: SourceModel, tmp: Path, graph: torch.nn.Module, example: dict[str, torch.Tensor],
-                      output_names: list[str], arch: dict[str, Any], **section: Any) -> Manifest:
-    """Trace ``graph`` to ``tmp/model.onnx``, save the model's tokenizer, and write the fp32 manifest."""
+                      output_names: list[str], arch: dict[str, Any], *, transformer: Any = None,
+                      kind: str | None = None, **section: Any) -> Manifest:
+    """Trace ``graph`` to ``tmp/model.onnx``, save the tokenizer, and write the fp32 manifest.
+
+    ``transformer`` is the module whose tokenizer and length the bundle takes (default: the model's own, i.e. its
+    first module); ``kind`` the manifest kind (default: the source's). ``section`` holds the kind's own manifest
+    section (``embedding=``, ``sparse=``, ...).
+    """
     model = source.model
+    owner = model if transformer is None else transformer
+    config = (model[0] if transformer is None else transformer).auto_model.config
+    lower = getattr(model[0] if transformer is None else transformer, "do_lower_case", False)
     graph_path = tmp / "model.onnx"
     # Left-padded models (decoders) return their pad rows in token_embeddings, and those rows differ
     # between attention implementations: they keep the model's own.
-    switch = getattr(model.tokenizer, "padding_side", "right") == "right"
+    switch = getattr(owner.tokenizer, "padding_side", "right") == "right"
     with eager_attention(graph) if switch else contextlib.nullcontext():
         export_onnx(graph, example, output_names, graph_path, str(arch["model_type"]))
     inputs, outputs = graph_io(graph_path)
-    model.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+    owner.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
     manifest = Manifest(
-        kind=source.kind,
-        tokenizer=tokenizer_spec(model.tokenizer, model[0].auto_model.config, model.max_seq_length,
-                                 getattr(model[0], "do_lower_case", False)),
+        kind=kind or source.kind,
+        tokenizer=tokenizer_spec(owner.tokenizer, config, owner.max_seq_length, lower),
         variants={"onnx": VariantSpec(file="model.onnx", inputs=inputs, outputs=outputs,
                                       settings={"auto_rank": 1, "opset": 17})},
         default_variant="onnx",

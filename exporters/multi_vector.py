@@ -3,8 +3,6 @@ MultiVectorMask (skiplist, allowlist) and the per-task lengths are recorded in t
 
 from __future__ import annotations
 
-import contextlib
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,13 +11,12 @@ import torch
 
 from st_runtime import corpus
 from st_runtime.errors import UnsupportedModelError
-from st_runtime.manifest import Manifest, MultiVectorSpec, VariantSpec
+from st_runtime.manifest import Manifest, MultiVectorSpec
 
 from . import parity
-from .bundle_steps import finish_manifest, record_parity
-from .graph import eager_attention, export_onnx, graph_io
+from .bundle_steps import record_parity, trace_into_bundle
 from .source import SourceModel
-from .specs import architecture, library_versions, tokenizer_spec
+from .specs import architecture
 
 MULTI_VECTOR_OUTPUTS = ["token_embeddings"]
 _TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -69,11 +66,6 @@ def write_multi_vector(source: SourceModel, tmp: Path, texts: Sequence[str] | No
     graph = MultiVectorGraph([m for m in model if type(m).__name__ != "MultiVectorMask"], list(example))
     graph.eval()
     progress(f"tracing {arch['model_type']} multi-vector encoder ({' -> '.join(names)}) to ONNX")
-    switch = getattr(transformer.tokenizer, "padding_side", "right") == "right"
-    with eager_attention(graph) if switch else contextlib.nullcontext():
-        export_onnx(graph, example, MULTI_VECTOR_OUTPUTS, tmp / "model.onnx", str(arch["model_type"]))
-    inputs, outputs = graph_io(tmp / "model.onnx")
-    transformer.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
     skip = getattr(mask, "_skiplist_ids", None) if mask is not None else None
     spec = MultiVectorSpec(
         dimension=int(model.get_embedding_dimension()),
@@ -88,21 +80,8 @@ def write_multi_vector(source: SourceModel, tmp: Path, texts: Sequence[str] | No
         normalized="Normalize" in names,
         modules=names,
     )
-    manifest = Manifest(
-        kind="multi-vector-encoder",
-        tokenizer=tokenizer_spec(transformer.tokenizer, config, transformer.max_seq_length,
-                                 getattr(transformer, "do_lower_case", False)),
-        variants={"onnx": VariantSpec(file="model.onnx", inputs=inputs, outputs=outputs,
-                                      settings={"auto_rank": 1, "opset": 17})},
-        default_variant="onnx",
-        files={},
-        multi_vector=spec,
-        source={"model": source.name, "path": source.path},
-        architecture=arch,
-        versions=library_versions(),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
-    finish_manifest(tmp, manifest)
+    manifest = trace_into_bundle(source, tmp, graph, example, MULTI_VECTOR_OUTPUTS, arch, transformer=transformer,
+                                 kind="multi-vector-encoder", multi_vector=spec)
     progress("checking parity with torch")
     report = multi_vector_parity(model, tmp, texts, atol)
     return record_parity(tmp, manifest, report, "sentence_transformers.MultiVectorEncoder.encode (torch fp32)", atol,

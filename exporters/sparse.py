@@ -5,8 +5,6 @@ per-call setting as in sentence-transformers."""
 
 from __future__ import annotations
 
-import contextlib
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,15 +12,15 @@ import numpy as np
 import torch
 
 from st_runtime.errors import UnsupportedModelError
-from st_runtime.manifest import Manifest, RouterSpec, RouteSpec, SparseSpec, TokenizerSpec, VariantSpec
+from st_runtime.manifest import Manifest, RouterSpec, RouteSpec, SparseSpec, TokenizerSpec
 
 from st_runtime import corpus
 
 from . import parity
-from .bundle_steps import finish_manifest, record_parity
-from .graph import EmbeddingGraph, eager_attention, export_onnx, graph_io
+from .bundle_steps import record_parity, trace_into_bundle
+from .graph import EmbeddingGraph
 from .source import SourceModel
-from .specs import architecture, library_versions, tokenizer_spec
+from .specs import architecture
 
 SPARSE_OUTPUTS = ["sentence_embedding"]
 _TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -133,13 +131,10 @@ def write_sparse_encoder(source: SourceModel, tmp: Path, texts: Sequence[str] | 
     graph = SparseGraph(modules, list(example))
     graph.eval()
     progress(f"tracing {arch['model_type']} sparse encoder ({' -> '.join(names)}) to ONNX")
-    switch = getattr(transformer.tokenizer, "padding_side", "right") == "right"
-    with eager_attention(graph) if switch else contextlib.nullcontext():
-        export_onnx(graph, example, SPARSE_OUTPUTS, tmp / "model.onnx", str(arch["model_type"]))
-    inputs, outputs = graph_io(tmp / "model.onnx")
-    transformer.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
     sae = next((m for m in modules if type(m).__name__ == "SparseAutoEncoder"), None)
     splade = next((m for m in modules if type(m).__name__ == "SpladePooling"), None)
+    with torch.no_grad():  # SpladePooling learns its output dimension on its first call (before it: the hidden size)
+        graph(*example.values())
     spec = SparseSpec(
         dimension=int(model.get_embedding_dimension()),
         pooling_strategy=splade.pooling_strategy if splade is not None else None,
@@ -152,21 +147,8 @@ def write_sparse_encoder(source: SourceModel, tmp: Path, texts: Sequence[str] | 
         modules=(["Router"] if info else []) + names,
         router=_router_spec(info, tmp) if info else None,
     )
-    manifest = Manifest(
-        kind="sparse-encoder",
-        tokenizer=tokenizer_spec(transformer.tokenizer, config, transformer.max_seq_length,
-                                 getattr(transformer, "do_lower_case", False)),
-        variants={"onnx": VariantSpec(file="model.onnx", inputs=inputs, outputs=outputs,
-                                      settings={"auto_rank": 1, "opset": 17})},
-        default_variant="onnx",
-        files={},
-        sparse=spec,
-        source={"model": source.name, "path": source.path},
-        architecture=arch,
-        versions=library_versions(),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
-    finish_manifest(tmp, manifest)
+    manifest = trace_into_bundle(source, tmp, graph, example, SPARSE_OUTPUTS, arch, transformer=transformer,
+                                 kind="sparse-encoder", sparse=spec)
     progress("checking parity with torch")
     report = sparse_parity(model, tmp, texts, atol)
     return record_parity(tmp, manifest, report, "sentence_transformers.SparseEncoder.encode (torch fp32)", atol,

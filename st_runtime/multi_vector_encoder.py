@@ -15,6 +15,7 @@ from .errors import InputValidationError
 from .inputs import positive_int, text_batch
 from .loading import build_runner
 from .manifest import MULTI_VECTOR_SIMILARITY_FNS, MultiVectorSpec
+from .task_prompts import task_prompt_name
 
 logger = logging.getLogger(__name__)
 DEFAULT_BATCH_TOKENS = 4096
@@ -181,17 +182,14 @@ class MultiVectorEncoder:
 
     def encode_query(self, inputs: str | Sequence[str], **kwargs: Any):
         """encode() with task='query': the 'query' prompt, query_length, the query side of the mask."""
-        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None and "query" in self.prompts:
-            kwargs["prompt_name"] = "query"
+        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
+            kwargs["prompt_name"] = task_prompt_name("query", self.prompts)
         return self.encode(inputs, task="query", **kwargs)
 
     def encode_document(self, inputs: str | Sequence[str], **kwargs: Any):
         """encode() with task='document': the 'document' prompt, document_length, the skiplist."""
         if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
-            for name in ("document", "passage", "corpus"):
-                if name in self.prompts:
-                    kwargs["prompt_name"] = name
-                    break
+            kwargs["prompt_name"] = task_prompt_name("document", self.prompts)
         return self.encode(inputs, task="document", **kwargs)
 
     def similarity(self, embeddings1, embeddings2) -> np.ndarray:

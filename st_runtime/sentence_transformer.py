@@ -20,6 +20,7 @@ from .loading import AutoPolicy, build_runner
 from .manifest import MANIFEST_NAME, EmbeddingSpec, Manifest
 from .model_base import RunnerModel, Rows
 from .similarity import PAIRWISE, SIMILARITY
+from .task_prompts import task_prompt_name
 
 logger = logging.getLogger(__name__)
 
@@ -385,8 +386,8 @@ class SentenceTransformer(RunnerModel):
                      truncate_dim: int | None = None, pool: dict | None = None, chunk_size: int | None = None,
                      **kwargs: Any):
         """encode() with the model's 'query' prompt when it has one (sentence-transformers >= 5 semantics)."""
-        if prompt_name is None and prompt is None and "query" in self._config.prompts:
-            prompt_name = "query"
+        if prompt_name is None and prompt is None:
+            prompt_name = task_prompt_name("query", self._config.prompts)
         kwargs.setdefault("task", "query")
         return self.encode(inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
                            convert_to_numpy, convert_to_tensor, device, normalize_embeddings, truncate_dim, pool,
@@ -401,7 +402,7 @@ class SentenceTransformer(RunnerModel):
                         **kwargs: Any):
         """encode() with the model's 'document' (or 'passage'/'corpus') prompt when it has one."""
         if prompt_name is None and prompt is None:
-            prompt_name = next((n for n in ("document", "passage", "corpus") if n in self._config.prompts), None)
+            prompt_name = task_prompt_name("document", self._config.prompts)
         kwargs.setdefault("task", "document")
         return self.encode(inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
                            convert_to_numpy, convert_to_tensor, device, normalize_embeddings, truncate_dim, pool,

@@ -19,6 +19,7 @@ from .loading import build_runner
 from .manifest import SPARSE_SIMILARITY_FNS, Manifest, SparseSpec
 from .routing import resolve_route
 from .static_modules import SparseStaticRoute, load_tokenizer, load_weights
+from .task_prompts import task_prompt_name
 
 logger = logging.getLogger(__name__)
 
@@ -240,17 +241,14 @@ class SparseEncoder:
 
     def encode_query(self, inputs: str | list[str], **kwargs: Any):
         """encode() with task='query' and the model's 'query' prompt when it has one."""
-        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None and "query" in self.prompts:
-            kwargs["prompt_name"] = "query"
+        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
+            kwargs["prompt_name"] = task_prompt_name("query", self.prompts)
         return self.encode(inputs, task="query", **kwargs)
 
     def encode_document(self, inputs: str | list[str], **kwargs: Any):
         """encode() with task='document' and the model's 'document' (or 'passage'/'corpus') prompt."""
         if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
-            for name in ("document", "passage", "corpus"):
-                if name in self.prompts:
-                    kwargs["prompt_name"] = name
-                    break
+            kwargs["prompt_name"] = task_prompt_name("document", self.prompts)
         return self.encode(inputs, task="document", **kwargs)
 
     # ----- scoring and inspection ---------------------------------------------------------------------
