@@ -15,7 +15,7 @@ from .errors import InputValidationError
 from .inputs import positive_int, text_batch
 from .loading import build_runner
 from .manifest import MULTI_VECTOR_SIMILARITY_FNS, MultiVectorSpec
-from .task_prompts import task_prompt_name
+from .task_prompts import TaskEncoding
 
 logger = logging.getLogger(__name__)
 DEFAULT_BATCH_TOKENS = 4096
@@ -63,7 +63,7 @@ def maxsim_pairwise(queries: Any, documents: Any, length_normalize: bool = False
     return np.array([maxsim([q], [d], length_normalize)[0, 0] for q, d in zip(qs, ds)], dtype=np.float32)
 
 
-class MultiVectorEncoder:
+class MultiVectorEncoder(TaskEncoding):
     """Per-token embeddings from a bundle written by ``st-runtime export`` of a sentence-transformers
     MultiVectorEncoder; ``encode_query`` / ``encode_document`` apply the model's per-task lengths and mask."""
 
@@ -180,17 +180,6 @@ class MultiVectorEncoder:
                 out[index] = emb
         return out[0] if single else out
 
-    def encode_query(self, inputs: str | Sequence[str], **kwargs: Any):
-        """encode() with task='query': the 'query' prompt, query_length, the query side of the mask."""
-        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
-            kwargs["prompt_name"] = task_prompt_name("query", self.prompts)
-        return self.encode(inputs, task="query", **kwargs)
-
-    def encode_document(self, inputs: str | Sequence[str], **kwargs: Any):
-        """encode() with task='document': the 'document' prompt, document_length, the skiplist."""
-        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
-            kwargs["prompt_name"] = task_prompt_name("document", self.prompts)
-        return self.encode(inputs, task="document", **kwargs)
 
     def similarity(self, embeddings1, embeddings2) -> np.ndarray:
         """MaxSim (or MeanMaxSim) matrix between query and document multi-vector embeddings."""

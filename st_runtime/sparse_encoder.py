@@ -19,7 +19,7 @@ from .loading import build_runner
 from .manifest import SPARSE_SIMILARITY_FNS, Manifest, SparseSpec
 from .routing import resolve_route
 from .static_modules import SparseStaticRoute, load_tokenizer, load_weights
-from .task_prompts import task_prompt_name
+from .task_prompts import TaskEncoding
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 _LOGIT_BUFFER_FLOATS = 1 << 26
 
 
-class SparseEncoder:
+class SparseEncoder(TaskEncoding):
     """Sparse embeddings from a bundle written by ``st-runtime export`` of a sentence-transformers SparseEncoder.
 
     ``encode`` returns a ``scipy.sparse.csr_array`` of shape (n, dimension) (1-D for one text); pass
@@ -239,17 +239,6 @@ class SparseEncoder:
             return [sp.csr_array(matrix[[i]].reshape(-1)) for i in range(matrix.shape[0])]
         return matrix
 
-    def encode_query(self, inputs: str | list[str], **kwargs: Any):
-        """encode() with task='query' and the model's 'query' prompt when it has one."""
-        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
-            kwargs["prompt_name"] = task_prompt_name("query", self.prompts)
-        return self.encode(inputs, task="query", **kwargs)
-
-    def encode_document(self, inputs: str | list[str], **kwargs: Any):
-        """encode() with task='document' and the model's 'document' (or 'passage'/'corpus') prompt."""
-        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
-            kwargs["prompt_name"] = task_prompt_name("document", self.prompts)
-        return self.encode(inputs, task="document", **kwargs)
 
     # ----- scoring and inspection ---------------------------------------------------------------------
     def similarity(self, embeddings1, embeddings2) -> np.ndarray:

@@ -6,7 +6,7 @@ sentence-transformers >= 5: a query takes the prompt named "query"; a document t
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 TASK_PROMPT_NAMES: dict[str, tuple[str, ...]] = {"query": ("query",), "document": ("document", "passage", "corpus")}
 
@@ -14,3 +14,23 @@ TASK_PROMPT_NAMES: dict[str, tuple[str, ...]] = {"query": ("query",), "document"
 def task_prompt_name(task: str, prompts: Mapping[str, str]) -> str | None:
     """The name of the prompt ``task`` ('query' or 'document') uses by default, or None if the model has none."""
     return next((name for name in TASK_PROMPT_NAMES[task] if name in prompts), None)
+
+
+class TaskEncoding:
+    """``encode_query`` / ``encode_document`` for a class whose ``encode`` takes ``task=`` and ``prompt_name=`` and
+    that has ``prompts``: the task's prompt unless the caller gave ``prompt`` or ``prompt_name``."""
+
+    prompts: Mapping[str, str]
+
+    def encode_query(self, inputs: Any, **kwargs: Any) -> Any:
+        """encode() with task='query' (its length and mask side) and the model's 'query' prompt when it has one."""
+        return self._encode_task("query", inputs, kwargs)
+
+    def encode_document(self, inputs: Any, **kwargs: Any) -> Any:
+        """encode() with task='document' and the model's 'document' (or 'passage'/'corpus') prompt."""
+        return self._encode_task("document", inputs, kwargs)
+
+    def _encode_task(self, task: str, inputs: Any, kwargs: dict[str, Any]) -> Any:
+        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
+            kwargs["prompt_name"] = task_prompt_name(task, self.prompts)
+        return self.encode(inputs, task=task, **kwargs)
