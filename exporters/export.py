@@ -52,6 +52,7 @@ def export_model(
     progress: Progress = _quiet,
     eval_tasks: Sequence[Any] = (),
     trust_remote_code: bool = False,
+    static_shapes: str | Sequence | None = None,
 ) -> Path:
     """Export ``model`` (folder, packaged model or Hub id; None = all-MiniLM-L6-v2) to the bundle folder ``out``.
 
@@ -59,7 +60,7 @@ def export_model(
     and quantized graphs, each behind its accuracy gate (``eval_tasks``: the user's own tasks from
     ``tasks.user_ir_task`` / ``user_sts_task`` join every reduced-precision gate). Any failure leaves nothing at ``out``.
     A model with its own modeling code (``auto_map``) is refused unless ``trust_remote_code``; that code runs only
-    here, to trace.
+    here, to trace. ``static_shapes`` ('1x64,8x128,32x256') adds a static-shape sibling of each OpenVINO variant.
     """
     started = time.perf_counter()
     if calibration and variants:
@@ -80,9 +81,9 @@ def export_model(
             manifest = write_static(source, tmp, parity_texts, atol, progress)
         else:
             manifest = write_embedding(source, tmp, parity_texts, atol, progress)
-        if variants:
+        if variants or static_shapes:
             add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress,
-                         eval_tasks=eval_tasks)
+                         eval_tasks=eval_tasks, static_shapes=static_shapes)
         seal(tmp, manifest)
         final = bundle_writer.commit(tmp, Path(out))
     progress(f"wrote {final} in {time.perf_counter() - started:.1f} s")

@@ -12,6 +12,7 @@ from st_runtime.errors import ExportError, InputValidationError
 from st_runtime.manifest import Manifest, VariantSpec
 
 from . import bundle_writer, gates, multi_vector_gates, sparse_gates, tasks
+from . import static_shapes as shape_variants
 from .bundle_steps import finish_manifest, seal
 from .calibration import roles, weight_matmuls
 from .onnx_variants import (
@@ -131,6 +132,28 @@ class _Gatekeeper:
         self.progress(f"{name}: REFUSED, it misses its gate ({gates.describe(figures, gate)}); use --force to keep it")
         return None, {"figures": figures, "gate": gate}
 
+    def build_static(self, base: str, buckets, force: bool) -> tuple[VariantSpec | None, dict]:
+        """The static-shape sibling of OpenVINO variant ``base``: its own gate (the source's, on the gate split), and
+        for exact variants also within 1e-5 of the dynamic source."""
+        name = shape_variants.static_name(base)
+        spec = shape_variants.build_static(self.ctx.root, self.ctx.manifest, base, buckets)
+        gate = self.gate_for(spec)
+        figures = self.measure(name, spec)
+        figures.update(shape_variants.compare_with_dynamic(self.ctx.root, self.ctx.manifest, name, self.kind))
+        exact_ok = not spec.settings.get("exact") or figures["max_abs_vs_dynamic"] <= 1e-5
+        passed = gates.passes(figures, gate) and exact_ok
+        self.progress(f"{name}: {gates.describe(figures, gate)}; max abs vs {base} {figures['max_abs_vs_dynamic']:.2e}")
+        spec.accuracy = {**figures, "gate": gate, "passed": passed,
+                         "reference": f"torch fp32; gate split; and the dynamic-shape {base} (max_abs_vs_dynamic)"}
+        if passed or force:
+            if not passed:
+                spec.settings["forced"] = True
+            return spec, figures
+        shape_variants.remove_files(self.ctx.root, self.ctx.manifest, name)
+        self.ctx.manifest.variants.pop(name, None)
+        self.progress(f"{name}: REFUSED, it misses its gate; use --force to keep it")
+        return None, {"figures": figures, "gate": gate}
+
     def sensitivity(self, name: str, builder: Builder) -> dict[str, float]:
         """Per MatMul role: the selection-split figures of ``name`` with only that role kept in fp32 (higher = its
         quantization hurts more), measured once per variant with its own quantizer and recorded in the manifest.
@@ -180,13 +203,22 @@ class _Gatekeeper:
 
 def add_variants(source: Any, root: Path, manifest: Manifest, names: Sequence[str], *,
                  calibration: Sequence[str] | None = None, force: bool = False, progress=lambda _: None,
-                 eval_tasks: Sequence = ()) -> Manifest:
+                 eval_tasks: Sequence = (), static_shapes: str | Sequence | None = None) -> Manifest:
     """Build ``names`` into the staging folder ``root`` next to the fp32 graph and record them in the manifest.
+
+    ``static_shapes`` ('1x64,8x128,32x256') adds a static-shape sibling (``NAME-static-shapes``) of every OpenVINO
+    variant of the bundle, each behind its own gate (see ``static_shapes``); rebuilt OpenVINO variants that had such
+    a sibling get it rebuilt with its recorded shapes.
 
     ``eval_tasks`` (``tasks.user_ir_task`` / ``user_sts_task``) add the user's own task to every reduced-precision
     gate; calibration texts that overlap them (or the built-in gate split) are refused.
     """
     names = expand(names)
+    buckets = shape_variants.check_buckets(manifest, static_shapes) if static_shapes else None
+    if buckets and not any(n.startswith("openvino") for n in names) and not any(
+            s.format == "openvino" for s in manifest.variants.values()):
+        raise InputValidationError("--static-shapes reshapes OpenVINO IRs and this bundle has none: add one, "
+                                   "e.g. --variants openvino (or openvino-int8).")
     eval_tasks = list(eval_tasks)
     if eval_tasks and manifest.kind != "sentence-transformer":
         raise InputValidationError(f"--eval-ir / --eval-sts gate SentenceTransformer variants, not a {manifest.kind} "
@@ -211,6 +243,14 @@ def add_variants(source: Any, root: Path, manifest: Manifest, names: Sequence[st
         else:
             manifest.variants[name] = spec
             refused.pop(name, None)
+    for base, shapes in _static_targets(manifest, names, buckets).items():
+        progress(f"building {shape_variants.static_name(base)} ({','.join(b.label for b in shapes)})")
+        spec, info = keeper.build_static(base, shapes, force)
+        if spec is None:
+            refused[shape_variants.static_name(base)] = info
+        else:
+            manifest.variants[shape_variants.static_name(base)] = spec
+            refused.pop(shape_variants.static_name(base), None)
     if refused:
         manifest.parity["refused_variants"] = refused
     manifest.parity["splits"] = {
@@ -220,6 +260,23 @@ def add_variants(source: Any, root: Path, manifest: Manifest, names: Sequence[st
         "user_tasks": [task.name for task in eval_tasks],
     }
     return finish_manifest(root, manifest)
+
+
+def _static_targets(manifest: Manifest, built: Sequence[str], buckets) -> dict[str, list]:
+    """OpenVINO variants that get a static-shape sibling: all of them with ``buckets``; otherwise the rebuilt ones
+    that had a sibling (with its recorded shapes, since the rebuilt ``.bin`` it shared is new)."""
+    from st_runtime.shape_buckets import parse_shapes
+
+    out = {}
+    for name, spec in list(manifest.variants.items()):
+        if spec.format != "openvino" or shape_variants.is_static(spec):
+            continue
+        sibling = manifest.variants.get(shape_variants.static_name(name))
+        if buckets:
+            out[name] = buckets
+        elif sibling is not None and name in built:
+            out[name] = parse_shapes([[e["batch"], e["length"]] for e in sibling.settings["static_shapes"]])
+    return out
 
 
 def _sparse_selection(st: Any):
@@ -252,7 +309,7 @@ def _default_calibration(kind: str) -> list:
 
 def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibration: Sequence[str] | None = None,
                     force: bool = False, model: str | None = None, progress=lambda _: None,
-                    eval_tasks: Sequence = ()) -> Path:
+                    eval_tasks: Sequence = (), static_shapes: str | Sequence | None = None) -> Path:
     """Add variants to an existing bundle: copy it to a staging folder, build, and swap it in atomically."""
     from .source import load_source
 
@@ -265,7 +322,7 @@ def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibratio
         shutil.rmtree(tmp)
         shutil.copytree(dest, tmp)
         add_variants(source, tmp, manifest, names, calibration=calibration, force=force, progress=progress,
-                     eval_tasks=eval_tasks)
+                     eval_tasks=eval_tasks, static_shapes=static_shapes)
         seal(tmp, manifest)
         bundle_writer.commit(tmp, dest)
     return dest

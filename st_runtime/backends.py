@@ -147,7 +147,7 @@ class OpenVINOSession:
 
     def __init__(
         self, path: Path, device: str | None = None, threads: int | None = None, precision_hint: str = "f32",
-        performance_hint: str = "LATENCY", cache_dir: Path | None = None,
+        performance_hint: str = "LATENCY", cache_dir: Path | None = None, weights: Path | None = None,
     ) -> None:
         kind = device_kind(device)
         ov = _require("openvino")
@@ -163,7 +163,7 @@ class OpenVINOSession:
             self._config["CACHE_DIR"] = str(cache_dir)
         self._path = path
         try:
-            self._model = self._core.read_model(str(path))
+            self._model = self._core.read_model(str(path), *([str(weights)] if weights else []))
         except Exception as exc:  # openvino raises RuntimeError with a long text
             raise IntegrityError(f"OpenVINO could not load {path.name}: {str(exc)[:500]}. Re-export the bundle.") from exc
         self.input_names = [_port_name(p, _KNOWN_NAMES) for p in self._model.inputs]
@@ -198,6 +198,10 @@ class OpenVINOSession:
             raise IntegrityError(
                 f"OpenVINO could not compile {self._path.name}: {str(exc)[:500]}. Re-export the bundle.") from exc
 
+    def compiled_input_shapes(self) -> list:
+        """The input partial shapes of the compiled default model (static for a static-shape IR)."""
+        return [port.get_partial_shape() for port in self._compiled_for(self._default).inputs]
+
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         names = frozenset(outputs) if outputs else frozenset(self.output_names)
         compiled = self._compiled_for(names)
@@ -231,6 +235,23 @@ def open_session(path: Path, fmt: str, device: str | None = None, threads: int |
     if fmt == "openvino":
         settings = settings or {}
         cache_dir = openvino_cache_dir(graph_hashes, _require("openvino").__version__)
+        if settings.get("static_shapes"):
+            return _bucketed(path.parent, settings, device, threads, cache_dir)
         return OpenVINOSession(path, device=device, threads=threads, cache_dir=cache_dir,
                                precision_hint=settings.get("inference_precision", "f32"))
     raise BackendUnavailableError(f"Unknown graph format {fmt!r}; this st-runtime runs 'onnx' and 'openvino'.")
+
+
+def _bucketed(root: Path, settings: dict, device: str | None, threads: int | None, cache_dir: Path | None):
+    """One compiled OpenVINO session per static (batch, length) bucket, behind ``shape_buckets.BucketedSession``."""
+    from .shape_buckets import Bucket, BucketedSession
+
+    sessions = {}
+    for entry in settings["static_shapes"]:
+        weights = root / entry["weights_file"] if entry.get("weights_file") else None
+        sessions[Bucket(int(entry["batch"]), int(entry["length"]))] = OpenVINOSession(
+            root / entry["file"], device=device, threads=threads, cache_dir=cache_dir, weights=weights,
+            precision_hint=settings.get("inference_precision", "f32"))
+    return BucketedSession(sessions, pad_id=int(settings.get("pad_token_id", 0)),
+                           padding_side=settings.get("padding_side", "right"),
+                           sequence_outputs=settings.get("sequence_outputs", ()))

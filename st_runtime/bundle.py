@@ -116,5 +116,7 @@ class Bundle:
 
 
 def _own_files(spec: VariantSpec) -> set[str]:
-    """The files a variant alone reads: its graph and its weights file."""
-    return {rel for rel in (spec.file, spec.weights_file) if rel}
+    """The files a variant alone reads: its graph and its weights file (a static-shape variant: every bucket's)."""
+    buckets = spec.settings.get("static_shapes") or ()
+    return {rel for rel in (spec.file, spec.weights_file, *(b.get(k) for b in buckets for k in ("file", "weights_file")))
+            if rel}

@@ -45,7 +45,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     export_model(
         args.model, args.out, overwrite=args.overwrite, variants=_split(args.variants), calibration=calibration,
         force=args.force, progress=lambda msg: print(f"[export] {msg}", flush=True), eval_tasks=_eval_tasks(args),
-        trust_remote_code=args.trust_remote_code,
+        trust_remote_code=args.trust_remote_code, static_shapes=args.static_shapes,
     )
     return 0
 
@@ -70,9 +70,11 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from st_runtime.export.variants import quantize_bundle
 
     calibration = _read_lines(args.calibration) if args.calibration else None
+    if not _split(args.variants) and not args.static_shapes:
+        raise SystemExit("st-runtime quantize: give --variants (and/or --static-shapes)")
     quantize_bundle(args.bundle, _split(args.variants), calibration=calibration, force=args.force,
                     model=args.model, progress=lambda msg: print(f"[quantize] {msg}", flush=True),
-                    eval_tasks=_eval_tasks(args))
+                    eval_tasks=_eval_tasks(args), static_shapes=args.static_shapes)
     return 0
 
 
@@ -199,6 +201,12 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
                         "of torch fp32's Spearman on it; recorded in the manifest")
 
 
+def _shape_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--static-shapes", metavar="BxL,...",
+                   help="also write each OpenVINO variant reshaped to these fixed (batch x length) buckets, e.g. "
+                        "1x64,8x128,32x256 (variant NAME-static-shapes, for NPUs / fixed-shape runtimes)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="st-runtime", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -218,15 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow a model with its own modeling code (auto_map) to run that code here, to be traced; "
                         "the bundle never contains or runs it")
     _eval_options(p)
+    _shape_option(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("quantize", help="add optimized / quantized variants to an existing bundle")
     p.add_argument("bundle")
-    p.add_argument("--variants", required=True, help="comma list of variants, or 'all'")
+    p.add_argument("--variants", help="comma list of variants, or 'all'")
     p.add_argument("--calibration", help="calibration texts, one per line")
     p.add_argument("--model", help="source model, when the path recorded in the manifest moved")
     p.add_argument("--force", action="store_true", help="write variants even when they miss their gate")
     _eval_options(p)
+    _shape_option(p)
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("validate", help="verify checksums, and re-run parity against torch where installed")

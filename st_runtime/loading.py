@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .backends import is_installed, open_session
 from .bundle import Bundle
 from .engine import GraphRunner
 from .errors import BackendUnavailableError
 from .hardware import cpu_flags, int8_isa
-from .manifest import Manifest, VariantSpec
+from .manifest import Manifest, TokenizerSpec, VariantSpec
 from .tokenization import TextTokenizer
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ def _runnable(spec: VariantSpec, on_gpu: bool, isa: str) -> str | None:
     """None when this machine can run ``spec`` at its speed, else why not."""
     if not is_installed(spec.format):
         return f"{spec.format} is not installed"
+    if spec.settings.get("static_shapes"):
+        return "static shapes are for NPUs and fixed-shape runtimes (pass variant=NAME to use them)"
     if spec.target == "gpu" and not on_gpu:
         return "GPU variant"
     if spec.precision == "fp16" and not on_gpu:
@@ -131,6 +133,18 @@ def choose_variant(bundle: Bundle, variant: str | None, device: str | None,
     return choice.name
 
 
+def _tokenizer_spec(manifest: Manifest, spec: VariantSpec) -> TokenizerSpec:
+    """The bundle's tokenizer settings; a static-shape variant also caps lengths at its longest bucket, so a longer
+    text is truncated there (the exporter requires that bucket to cover max_seq_length)."""
+    shapes = spec.settings.get("static_shapes")
+    if not shapes:
+        return manifest.tokenizer
+    longest = max(int(entry["length"]) for entry in shapes)
+    current = manifest.tokenizer
+    return replace(current, model_max_length=min(current.model_max_length or longest, longest),
+                   max_seq_length=min(current.max_seq_length or longest, longest))
+
+
 def build_runner(bundle: Bundle, variant: str | None, device: str | None, threads: int | None,
                  policy: AutoPolicy | None = None) -> tuple[str, GraphRunner]:
     """The (variant name, runner) for a verified bundle; ``policy`` constrains ``variant='auto'``."""
@@ -141,7 +155,8 @@ def build_runner(bundle: Bundle, variant: str | None, device: str | None, thread
     # a mismatch still raises before the model is returned.
     bundle.check_hashes([rel for rel in bundle.files_of(name) if rel not in weights])
     spec = bundle.manifest.variants[name]
-    tokenizer = TextTokenizer.from_file(bundle.path_of(bundle.manifest.tokenizer.file), bundle.manifest.tokenizer)
+    tokenizer = TextTokenizer.from_file(bundle.path_of(bundle.manifest.tokenizer.file),
+                                        _tokenizer_spec(bundle.manifest, spec))
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = pool.submit(bundle.check_hashes, weights)
         try:

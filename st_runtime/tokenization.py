@@ -53,7 +53,8 @@ class TextTokenizer:
         limit = self.spec.model_max_length
         if value is not None and limit is not None and value > limit:
             raise InputValidationError(
-                f"max_seq_length={value} exceeds what the model's position embeddings allow ({limit})."
+                f"max_seq_length={value} exceeds what the model allows ({limit}: its position embeddings, or the "
+                "longest bucket of a static-shape variant)."
             )
         return value if value is not None and value < _MAX_LENGTH_SENTINEL else None
 
