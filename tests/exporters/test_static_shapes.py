@@ -11,22 +11,47 @@ TEXTS = corpus.queries(9, seed=71) + corpus.passages(6, seed=72) + [" ".join(["w
 
 
 @pytest.fixture(scope="module")
-def static_bundle(bundle_root, model_path):
+def static_bundle(export_bundle, tmp_path_factory):
+    """The session's bert-mean + openvino bundle, copied, with the static-shape variant built into it (the builder
+    and the runtime; the gated export path is the slow test below)."""
     pytest.importorskip("openvino")
-    from st_runtime.export.export import export_model
+    import shutil
 
-    return export_model(str(model_path("bert-mean")), bundle_root / "bert-mean-static-shapes", variants=["openvino"],
-                        static_shapes=SHAPES)
+    from st_runtime.export.bundle_steps import finish_manifest
+    from st_runtime.export.static_shapes import build_static, check_buckets
+    from st_runtime.manifest import Manifest
+
+    root = tmp_path_factory.mktemp("static") / "bundle"
+    shutil.copytree(export_bundle("bert-mean", ("openvino",)), root)
+    manifest = Manifest.read(root)
+    manifest.variants["openvino-static-shapes"] = build_static(root, manifest, "openvino",
+                                                               check_buckets(manifest, SHAPES))
+    finish_manifest(root, manifest)
+    return root
 
 
 def test_manifest_records_buckets_sharing_the_weights(static_bundle):
+    from st_runtime.export.static_shapes import compare_with_dynamic
+
     model = SentenceTransformer(static_bundle, variant="openvino-static-shapes")
     spec = model.manifest.variants["openvino-static-shapes"]
     entries = spec.settings["static_shapes"]
     assert [(e["batch"], e["length"]) for e in entries] == [(1, 16), (4, 64), (8, 128)]
     assert {e["weights_file"] for e in entries} == {"openvino_model.bin"}  # same bytes: shared, not copied
-    assert spec.accuracy["passed"] is True and spec.accuracy["max_abs_vs_dynamic"] <= 1e-5
     assert spec.settings["static_of"] == "openvino" and "token_embeddings" in spec.settings["sequence_outputs"]
+    assert compare_with_dynamic(static_bundle, model.manifest, "openvino-static-shapes",
+                                "sentence-transformer")["max_abs_vs_dynamic"] <= 1e-5
+
+
+@pytest.mark.slow
+def test_export_gates_the_static_variant(bundle_root, model_path):
+    from st_runtime.export.export import export_model
+
+    out = export_model(str(model_path("bert-mean")), bundle_root / "bert-mean-static-gated", variants=["openvino"],
+                       static_shapes=SHAPES)
+    spec = SentenceTransformer(out, variant="openvino-static-shapes").manifest.variants["openvino-static-shapes"]
+    assert spec.accuracy["passed"] is True and spec.accuracy["max_abs"] <= 1e-5
+    assert spec.accuracy["max_abs_vs_dynamic"] <= 1e-5
 
 
 def test_shapes_compile_static(static_bundle):
@@ -68,12 +93,17 @@ def test_auto_passes_over_static_shapes(static_bundle):
     assert "fixed-shape" in choice.skipped["openvino-static-shapes"]
 
 
-def test_buckets_that_cannot_hold_max_seq_length_are_refused(model_path, tmp_path):
-    pytest.importorskip("openvino")
-    from st_runtime.export.export import export_model
+def test_buckets_that_cannot_hold_max_seq_length_are_refused(export_bundle):
+    from dataclasses import replace
 
+    from st_runtime.export.static_shapes import check_buckets
+    from st_runtime.export.variants import add_variants
+    from st_runtime.manifest import Manifest
+
+    manifest = Manifest.read(export_bundle("bert-mean"))
     with pytest.raises(InputValidationError, match="length >= 128"):
-        export_model(str(model_path("bert-mean")), tmp_path / "x", variants=["openvino"], static_shapes="1x64")
-    with pytest.raises(InputValidationError, match="has none"):
-        export_model(str(model_path("bert-mean")), tmp_path / "y", static_shapes="1x128")
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+        check_buckets(manifest, "1x64,4x100")
+    with pytest.raises(InputValidationError, match="pads on the left"):
+        check_buckets(replace(manifest, tokenizer=replace(manifest.tokenizer, padding_side="left")), "1x128")
+    with pytest.raises(InputValidationError, match="has none"):  # before anything is built
+        add_variants(None, export_bundle("bert-mean"), manifest, [], static_shapes="1x128")
