@@ -22,12 +22,14 @@ DEFAULT_GATES: dict[str, dict[str, float]] = {
     "bf16": {"mean_cosine": 0.9999, "ndcg10_retention": TASK_BOUND},
     "int8": {"mean_cosine": 0.99, "top10_overlap": 0.90, "ndcg10_retention": TASK_BOUND},
 }
+DEFAULT_GATES["int4"] = DEFAULT_GATES["int8"]  # int4 weights are held to the int8 gate
 CROSS_ENCODER_GATES: dict[str, dict[str, float]] = {
     "fp32": {"max_abs": 1e-5},
     "fp16": {"spearman": 0.999, "ndcg10_retention": TASK_BOUND},
     "bf16": {"spearman": 0.999, "ndcg10_retention": TASK_BOUND},
     "int8": {"spearman": 0.98, "top10_overlap": 0.90, "ndcg10_retention": TASK_BOUND},
 }
+CROSS_ENCODER_GATES["int4"] = CROSS_ENCODER_GATES["int8"]
 USER_KEY = "user_retention"
 # Texts per split: (queries, passages) of the gate split are reported; the selection split drives the fp32 fallback.
 SPLIT_SIZES = {"gate": (200, 400), "selection": (100, 200)}

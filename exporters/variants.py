@@ -12,6 +12,7 @@ from st_runtime.errors import ExportError, InputValidationError
 from st_runtime.manifest import Manifest, VariantSpec
 
 from . import bundle_writer, gates, multi_vector_gates, sparse_gates, tasks
+from . import int4
 from . import static_shapes as shape_variants
 from .bundle_steps import finish_manifest, seal
 from .calibration import roles, weight_matmuls
@@ -43,8 +44,13 @@ BUILDERS: dict[str, Builder] = {
     "openvino-bf16": build_openvino_bf16,
     "openvino-int8": build_openvino_int8,
     "openvino-int8-wo": build_openvino_int8_weights,
+    "openvino-int4": int4.build_openvino_int4,
 }
 FALLBACK = {"onnx-int8-dynamic", "onnx-int8-static", "openvino-int8", "openvino-int8-wo"}
+# Variants whose settings are searched on the selection split (int4: group size and mode), then gated.
+SEARCHED = {"openvino-int4": int4.candidates}
+# Variants made for size: file size, load time and peak RSS measured in a fresh process and recorded.
+FOOTPRINT = {"openvino-int4"}
 
 
 def expand(names: Sequence[str]) -> list[str]:
@@ -111,7 +117,7 @@ class _Gatekeeper:
 
     def build(self, name: str, force: bool) -> tuple[VariantSpec | None, dict]:
         builder = BUILDERS[name]
-        spec = builder(self.ctx, ())
+        spec = self._search(name, builder) if name in SEARCHED else builder(self.ctx, ())
         gate = self.gate_for(spec)
         figures = self.measure(name, spec)
         self.progress(f"{name}: {gates.describe(figures, gate)}")
@@ -127,10 +133,47 @@ class _Gatekeeper:
             if not passed:
                 spec.settings["forced"] = True
                 self.progress(f"{name}: MISSED its gate, written because --force was given")
+            if name in FOOTPRINT:
+                spec.settings["footprint"] = self._footprint(name, spec)
             return spec, figures
         self._remove(name, spec)
         self.progress(f"{name}: REFUSED, it misses its gate ({gates.describe(figures, gate)}); use --force to keep it")
         return None, {"figures": figures, "gate": gate}
+
+    def _search(self, name: str, builder: Builder) -> VariantSpec:
+        """The first of the variant's candidate settings that passes its gate on the selection split (the last
+        one tried when none does; the gate split then refuses it). Each trial is recorded in the settings."""
+        trials, spec = [], None
+        for params in SEARCHED[name](self.ctx):
+            try:
+                spec = builder(self.ctx, (), **params)
+            except Exception as exc:  # nncf refuses a group size that does not divide a weight's channels
+                trials.append({**params, "error": str(exc)[:200]})
+                continue
+            gate = {k: v for k, v in self.gate_for(spec).items() if k != gates.USER_KEY}
+            figures = self.measure(name, spec, self.selection)
+            ok = gates.passes(figures, gate)
+            self.progress(f"{name} {params}: selection split {gates.describe(figures, gate)}")
+            trials.append({**params, "passed_on_selection": ok, "top10_overlap": figures.get("top10_overlap"),
+                           "ndcg10_retention": figures.get("ndcg10_retention")})
+            if ok:
+                break
+        if spec is None:
+            raise ExportError(f"{name}: no candidate setting could be built: {trials}")
+        spec.settings["search"] = trials
+        return spec
+
+    def _footprint(self, name: str, spec: VariantSpec) -> dict:
+        from st_runtime.bench.footprint import variant_files_mb, variant_footprint
+
+        self.ctx.manifest.variants[name] = spec
+        finish_manifest(self.ctx.root, self.ctx.manifest)
+        probe = variant_footprint(self.ctx.root, name, self.kind)
+        figures = {"file_mb": round(variant_files_mb(self.ctx.root, spec), 2), "load_s": round(probe["load_s"], 3),
+                   "peak_rss_mb": round(probe["peak_rss_mb"], 1), "batch_size": probe["batch_size"],
+                   "measured": "fresh process: load, then encode 4 batches of 32 passages (peak RSS: Linux VmHWM)"}
+        self.progress(f"{name}: footprint {figures}")
+        return figures
 
     def build_static(self, base: str, buckets, force: bool) -> tuple[VariantSpec | None, dict]:
         """The static-shape sibling of OpenVINO variant ``base``: its own gate (the source's, on the gate split), and
