@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from st_runtime.hardware import int8_isa
+from st_runtime.hardware import int8_settings
 from st_runtime.manifest import Manifest, VariantSpec
 
 from .calibration import feeds_for
@@ -76,9 +76,10 @@ def build_onnx_fp16(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSp
     return _spec(ctx, out, "fp16", "gpu", kept_fp32_ops=keep_fp32, auto_rank=5)
 
 
-def _reduce_range() -> bool:
-    # Without VNNI, u8s8 products can saturate 16-bit accumulators; 7-bit weights avoid it.
-    return int8_isa() not in ("avx512_vnni", "avx_vnni", "arm64")
+def _isa_settings() -> dict:
+    """reduce_range and the ISA it was chosen for (``st_runtime.hardware.int8_settings`` decides, once)."""
+    chosen = int8_settings()
+    return {"isa": chosen["isa"], "reduce_range": chosen["reduce_range"], "isa_reason": chosen["reason"]}
 
 
 def build_onnx_int8_dynamic(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
@@ -86,11 +87,11 @@ def build_onnx_int8_dynamic(ctx: BuildContext, exclude: Sequence[str] = ()) -> V
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = "model_int8_dynamic.onnx"
-    reduce_range = _reduce_range()
+    isa = _isa_settings()
     quantize_dynamic(str(ctx.fp32), str(ctx.root / out), weight_type=QuantType.QInt8, per_channel=True,
-                     reduce_range=reduce_range, op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude),
+                     reduce_range=isa["reduce_range"], op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude),
                      extra_options={"MatMulConstBOnly": True})
-    return _spec(ctx, out, "int8", "cpu", isa=int8_isa(), reduce_range=reduce_range, per_channel=True,
+    return _spec(ctx, out, "int8", "cpu", **isa, per_channel=True,
                  fp32_nodes=list(exclude), deterministic=False, auto_rank=3)
 
 
@@ -109,13 +110,13 @@ def build_onnx_int8_static(ctx: BuildContext, exclude: Sequence[str] = ()) -> Va
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     out = "model_int8_static.onnx"
-    reduce_range = _reduce_range()
+    isa = _isa_settings()
     reader = _Reader(feeds_for(ctx.root, ctx.manifest, ctx.inputs, list(ctx.calibration)))
     quantize_static(str(ctx.fp32), str(ctx.root / out), reader, quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    reduce_range=reduce_range, op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude),
+                    reduce_range=isa["reduce_range"], op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude),
                     calibrate_method=CalibrationMethod.MinMax, extra_options={"MatMulConstBOnly": True})
     for leftover in ctx.root.glob("*augmented*"):
         leftover.unlink()
-    return _spec(ctx, out, "int8", "cpu", isa=int8_isa(), reduce_range=reduce_range, per_channel=True,
+    return _spec(ctx, out, "int8", "cpu", **isa, per_channel=True,
                  calibration_texts=len(ctx.calibration), fp32_nodes=list(exclude), deterministic=True, auto_rank=3)

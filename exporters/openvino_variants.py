@@ -57,14 +57,20 @@ def build_openvino_bf16(ctx: BuildContext, exclude: Sequence[str] = ()) -> Varia
 def build_openvino_int8(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
     """NNCF post-training static int8 (transformer preset, SmoothQuant) on the calibration texts."""
     import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
+    from st_runtime.hardware import int8_settings
+
+    isa = int8_settings()  # overflow_fix for this CPU: first_layer_only without VNNI (NNCF's advice), else disable
     feeds = list(feeds_for(ctx.root, ctx.manifest, ctx.inputs, list(ctx.calibration)))
     quantized = nncf.quantize(
         _converted(ctx), nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds),
         ignored_scope=nncf.IgnoredScope(names=list(exclude), validate=False) if exclude else None,
+        advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix(isa["overflow_fix"])),
     )
     return _save(ctx, quantized, "openvino_model_int8", "int8", calibration_texts=len(feeds),
-                 fp32_nodes=list(exclude), deterministic=True, auto_rank=4)
+                 fp32_nodes=list(exclude), deterministic=True, auto_rank=4, built_on_isa=isa["isa"],
+                 overflow_fix=isa["overflow_fix"], isa_reason=isa["reason"])
 
 
 def build_openvino_int8_weights(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:

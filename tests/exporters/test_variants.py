@@ -160,3 +160,16 @@ def test_minilm_all_variants(export_bundle):
     for name in ALL:
         acc = manifest.variants[name].accuracy
         assert acc["passed"], (name, acc)
+
+
+def test_int8_settings_come_from_this_cpu(tiny_all):
+    """reduce_range (ORT) and overflow_fix (NNCF) are what st_runtime.hardware.int8_settings picks here."""
+    from st_runtime.hardware import int8_settings
+
+    chosen = int8_settings()
+    variants = SentenceTransformer(tiny_all).manifest.variants
+    for name in ("onnx-int8-dynamic", "onnx-int8-static"):
+        assert variants[name].settings["reduce_range"] is chosen["reduce_range"]
+        assert variants[name].settings["isa_reason"] == chosen["reason"]
+    assert variants["openvino-int8"].settings["overflow_fix"] == chosen["overflow_fix"]
+    assert variants["openvino-int8"].settings["built_on_isa"] == chosen["isa"]
