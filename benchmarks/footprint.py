@@ -64,3 +64,87 @@ def variant_footprint(root: str | Path, variant: str, kind: str = "sentence-tran
     if done.returncode != 0:
         raise RuntimeError(f"footprint probe of {variant} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def install_footprint(repo: str | Path, workdir: Path, timeout: float = 900) -> dict:
+    """A runtime-only install (fresh venv, ``pip install REPO`` without extras): site-packages size and the time
+    of ``import st_runtime`` (best of 5 fresh processes). pip, setuptools and wheel themselves are not counted."""
+    import shutil
+    import time
+    import venv
+
+    env_dir = Path(workdir) / "runtime-venv"
+    shutil.rmtree(env_dir, ignore_errors=True)
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(repo)], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"pip install {repo} failed: {done.stderr[-2000:]}")
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    tooling = ("pip", "setuptools", "wheel", "_distutils_hack", "pkg_resources", "distutils-precedence.pth")
+    sizes: dict[str, int] = {}
+    for entry in site.iterdir():
+        if entry.name.split("-")[0] in tooling or entry.name in tooling:
+            continue
+        files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+        sizes[entry.name] = sum(p.stat().st_size for p in files)
+    imports = []
+    for _ in range(5):
+        start = time.perf_counter()
+        subprocess.run([str(python), "-c", "import st_runtime"], check=True)
+        imports.append(time.perf_counter() - start)
+    packages = subprocess.run([str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True,
+                              check=True).stdout.split()
+    largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:6]
+    return {"site_packages_mb": round(sum(sizes.values()) / 1e6, 1),
+            "largest_mb": {name: round(size / 1e6, 1) for name, size in largest},
+            "import_s_best_of_5": round(min(imports), 3), "import_s_median": round(sorted(imports)[2], 3),
+            "packages": [p for p in packages if not p.lower().startswith(("pip=", "setuptools=", "wheel="))]}
+
+
+def bundle_footprint(root: str | Path, batch: int = 32) -> dict:
+    """Per variant: its own files' MB, whether it passed its gate; load time and peak RSS for those that did."""
+    from st_runtime.bundle import Bundle
+
+    bundle = Bundle.open(root, verify=False)
+    out = {}
+    for name, spec in bundle.manifest.variants.items():
+        accurate = name == bundle.manifest.default_variant or (spec.accuracy.get("passed") is True
+                                                                and not spec.settings.get("forced"))
+        row = {"file_mb": round(variant_files_mb(bundle.root, spec), 1), "accurate": accurate,
+               "ndcg10_retention": spec.accuracy.get("ndcg10_retention")}
+        if accurate:
+            row.update({k: round(v, 3) for k, v in variant_footprint(bundle.root, name, bundle.manifest.kind,
+                                                                     batch).items() if isinstance(v, float)})
+        out[name] = row
+    return out
+
+
+def main(argv=None) -> int:
+    import argparse
+    import tempfile
+
+    from st_runtime.hardware import cpu_name, usable_cpus
+
+    parser = argparse.ArgumentParser(prog="python -m st_runtime.bench.footprint", description=__doc__)
+    parser.add_argument("bundle", nargs="?", help="bundle whose variants to measure")
+    parser.add_argument("--install", metavar="REPO", help="also measure a runtime-only install of REPO (a path)")
+    parser.add_argument("--out", help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    result: dict = {"cpu": cpu_name(), "usable_cpus": usable_cpus(), "python": sys.version.split()[0]}
+    if args.install:
+        with tempfile.TemporaryDirectory() as tmp:
+            result["install"] = install_footprint(args.install, Path(tmp))
+    if args.bundle:
+        result["variants"] = bundle_footprint(args.bundle)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -100,7 +100,7 @@ def build_static(root: Path, manifest: Manifest, base_name: str, buckets: Sequen
             (root / weights).unlink()
             weights = base.weights_file
         entries.append({"batch": bucket.batch, "length": bucket.length, "file": xml, "weights_file": weights})
-    settings = {k: v for k, v in base.settings.items() if k not in ("forced",)}
+    settings = {k: v for k, v in base.settings.items() if k not in ("forced", "footprint", "search")}
     settings.update(
         static_shapes=entries, static_of=base_name, auto_rank=0,
         sequence_outputs=_sequence_outputs(core.read_model(str(root / base.file))),

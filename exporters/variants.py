@@ -143,12 +143,14 @@ class _Gatekeeper:
     def _search(self, name: str, builder: Builder) -> VariantSpec:
         """The first of the variant's candidate settings that passes its gate on the selection split (the last
         one tried when none does; the gate split then refuses it). Each trial is recorded in the settings."""
+        import nncf
+
         trials, spec = [], None
         for params in SEARCHED[name](self.ctx):
             try:
                 spec = builder(self.ctx, (), **params)
-            except Exception as exc:  # nncf refuses a group size that does not divide a weight's channels
-                trials.append({**params, "error": str(exc)[:200]})
+            except (nncf.InvalidGroupSizeError, nncf.ValidationError) as exc:  # a group size that does not divide
+                trials.append({**params, "error": str(exc)[:200]})          # some weight's input channels
                 continue
             gate = {k: v for k, v in self.gate_for(spec).items() if k != gates.USER_KEY}
             figures = self.measure(name, spec, self.selection)
