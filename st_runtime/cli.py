@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 
+from .auto_policy_args import add_auto_policy_arguments, auto_policy, auto_policy_kwargs
 from .errors import StRuntimeError
 
 DEMO_SENTENCES = [
@@ -129,7 +130,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         size = m.files.get(v.file, {}).get("size", 0) + m.files.get(v.weights_file or "", {}).get("size", 0)
         mark = " (default)" if name == m.default_variant else ""
         print(f"  {name:22s} {v.format:8s} {v.precision:5s} {size / 1e6:7.1f} MB  {figures}{mark}")
-    _print_auto(m)
+    _print_auto(m, auto_policy(args))
     return 0
 
 
@@ -145,15 +146,15 @@ def _print_sparse(s) -> None:
         print(f"prompts:      {s.prompts} default={s.default_prompt_name}")
 
 
-def _print_auto(manifest) -> None:
-    """Which variant ``variant='auto'`` picks on this machine, and why the others were passed over."""
+def _print_auto(manifest, policy) -> None:
+    """Which variant ``variant='auto'`` picks on this machine under ``policy``, and why the others were passed over."""
     from .errors import BackendUnavailableError
     from .hardware import cpu_name, int8_isa
     from .loading import auto_choice
 
     print(f"auto here:    ({cpu_name()}, int8 ISA {int8_isa()})")
     try:
-        choice = auto_choice(manifest, None)
+        choice = auto_choice(manifest, None, policy)
     except BackendUnavailableError as exc:
         print(f"  none: {exc}")
         return
@@ -166,7 +167,7 @@ def _print_auto(manifest) -> None:
 def cmd_encode(args: argparse.Namespace) -> int:
     from .sentence_transformer import SentenceTransformer
 
-    model = SentenceTransformer(args.bundle, variant=args.variant)
+    model = SentenceTransformer(args.bundle, variant=args.variant, **auto_policy_kwargs(args))
     texts = args.texts or DEMO_SENTENCES
     embeddings = model.encode(texts, prompt_name=args.prompt_name, normalize_embeddings=args.normalize,
                               truncate_dim=args.truncate_dim)
@@ -240,12 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true", help="print the manifest")
     p.add_argument("--no-verify", action="store_true", help="skip sha256 checks")
+    add_auto_policy_arguments(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("encode", help="embed texts torch-free and print their similarity matrix")
     p.add_argument("bundle")
     p.add_argument("texts", nargs="*", help="texts to embed (default: five demo sentences)")
-    p.add_argument("--variant", default=None)
+    p.add_argument("--variant", default=None, help="graph variant ('auto' picks the best here)")
+    add_auto_policy_arguments(p)
     p.add_argument("--prompt-name", default=None)
     p.add_argument("--truncate-dim", type=int, default=None)
     p.add_argument("--normalize", action="store_true")
