@@ -153,12 +153,18 @@ class _Gatekeeper:
         return cache[name]
 
     def _fallback(self, name: str, builder: Builder, gate: dict) -> VariantSpec:
-        """Keep the MatMul roles whose quantization hurts most in fp32 until the gate holds on the selection split.
+        """Keep the MatMul roles whose quantization hurts most in fp32 until the selection split clears the gate
+        with ``gates.SELECTION_MARGIN`` to spare.
 
         Roles are added in the order of ``sensitivity()``; the gate split is never looked at here.
         """
         groups = roles(weight_matmuls(self.ctx.fp32))
         gains = self.sensitivity(name, builder)
+        target = gates.with_margin(gate)
+        self.ctx.manifest.parity["fp32_fallback_margin"] = {
+            "selection_split_must_clear": gates.SELECTION_MARGIN,
+            "why": "stop only when the selection split clears the gate by about one standard error, so the gate "
+                   "split (other text) does not miss by a hair"}
         excluded: list[str] = []
         spec = None
         for role in sorted(gains, key=gains.get, reverse=True)[: max(1, len(groups) - 1)]:
@@ -166,8 +172,8 @@ class _Gatekeeper:
             spec = builder(self.ctx, excluded)
             figures = self.measure(name, spec, self.selection)
             self.progress(f"{name}: {len(excluded)} MatMuls kept in fp32 -> selection split "
-                          f"{gates.describe(figures, gate)}")
-            if gates.passes(figures, gate):
+                          f"{gates.describe(figures, target)}")
+            if gates.passes(figures, target):
                 break
         return spec
 
