@@ -45,10 +45,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     calibration = _read_lines(args.calibration) if args.calibration else None
     export_model(
         args.model, args.out, overwrite=args.overwrite, variants=_split(args.variants), calibration=calibration,
-        force=args.force, progress=lambda msg: print(f"[export] {msg}", flush=True), eval_tasks=_eval_tasks(args),
+        force=args.force, progress=_printer("export"), eval_tasks=_eval_tasks(args),
         trust_remote_code=args.trust_remote_code,
     )
     return 0
+
+
+def _printer(tag: str):
+    """A progress callback printing ``[tag  12.3 s] message``: the time since the command started, so the slow
+    steps of an export show themselves."""
+    import time
+
+    started = time.perf_counter()
+
+    def show(message: str) -> None:
+        print(f"[{tag} {time.perf_counter() - started:6.1f} s] {message}", flush=True)
+
+    return show
 
 
 def _eval_tasks(args: argparse.Namespace) -> list:
@@ -72,7 +85,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     calibration = _read_lines(args.calibration) if args.calibration else None
     quantize_bundle(args.bundle, _split(args.variants), calibration=calibration, force=args.force,
-                    model=args.model, progress=lambda msg: print(f"[quantize] {msg}", flush=True),
+                    model=args.model, progress=_printer("quantize"),
                     eval_tasks=_eval_tasks(args))
     return 0
 

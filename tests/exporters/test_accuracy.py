@@ -204,3 +204,7 @@ def test_fallback_does_not_stop_on_a_bare_pass_of_the_selection_split(model_path
     manifest = SentenceTransformer(out).manifest
     assert manifest.variants["onnx-int8-dynamic"].accuracy["passed"] is True
     assert manifest.parity["fp32_fallback_margin"]["selection_split_must_clear"]["top10_overlap"] == 0.01
+    seconds = manifest.parity["export_seconds"]["onnx-int8-dynamic"]  # where the variant's time went
+    assert set(seconds) == {"total", "build", "measure", "fallback"}
+    assert 0 < seconds["fallback"] <= seconds["total"] and seconds["build"] + seconds["measure"] == \
+        pytest.approx(seconds["total"], abs=0.02)
