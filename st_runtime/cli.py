@@ -143,7 +143,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         size = m.files.get(v.file, {}).get("size", 0) + m.files.get(v.weights_file or "", {}).get("size", 0)
         mark = " (default)" if name == m.default_variant else ""
         print(f"  {name:22s} {v.format:8s} {v.precision:5s} {size / 1e6:7.1f} MB  {figures}{mark}")
-    _print_auto(m, auto_policy(args))
+    _print_auto(m, auto_policy(args), bundle.root)
     return 0
 
 
@@ -159,15 +159,19 @@ def _print_sparse(s) -> None:
         print(f"prompts:      {s.prompts} default={s.default_prompt_name}")
 
 
-def _print_auto(manifest, policy) -> None:
+def _print_auto(manifest, policy, root) -> None:
     """Which variant ``variant='auto'`` picks on this machine under ``policy``, and why the others were passed over."""
     from .errors import BackendUnavailableError
     from .hardware import cpu_name, int8_isa
     from .loading import auto_choice
+    from .speed_ranking import load_ranking
 
-    print(f"auto here:    ({cpu_name()}, int8 ISA {int8_isa()})")
+    ranking = load_ranking(root)
+    basis = (f"ranked by speed measured here {ranking['measured_at']}" if ranking else
+             "ranked by auto_rank; `st-runtime bench BUNDLE --rank` measures this machine")
+    print(f"auto here:    ({cpu_name()}, int8 ISA {int8_isa()}; {basis})")
     try:
-        choice = auto_choice(manifest, None, policy)
+        choice = auto_choice(manifest, None, policy, ranking and ranking["texts_per_s"])
     except BackendUnavailableError as exc:
         print(f"  none: {exc}")
         return
