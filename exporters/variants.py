@@ -164,7 +164,8 @@ class _Gatekeeper:
             return spec, figures
         self._remove(name, spec)
         self.progress(f"{name}: REFUSED, it misses its gate ({gates.describe(figures, gate)}); use --force to keep it")
-        return None, {"figures": figures, "gate": gate}
+        searched = {"search": spec.settings["search"]} if "search" in spec.settings else {}
+        return None, {"figures": figures, "gate": gate, **searched}
 
     def _search(self, name: str, builder: Builder) -> VariantSpec:
         """The first of the variant's candidate settings that passes its gate on the selection split (the last

@@ -65,4 +65,5 @@ def test_int4_export_is_gated_with_its_footprint(bundle_root, model_path, monkey
                            variants=["openvino-int4"])
     manifest = SentenceTransformer(refused).manifest
     assert "openvino-int4" not in manifest.variants and not (refused / "openvino_model_int4.xml").exists()
-    assert len(manifest.parity["refused_variants"]["openvino-int4"]["figures"]) > 0
+    refusal = manifest.parity["refused_variants"]["openvino-int4"]
+    assert refusal["figures"] and [t["passed_on_selection"] for t in refusal["search"]] == [False, False]
