@@ -196,6 +196,7 @@ def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progre
         if builder is None:
             raise UnsupportedModelError(f"Variant {name!r} is a {spec.format} graph; text-in graphs are built for "
                                         "openvino (and checked for onnx) variants.")
+        check_components(root / manifest.tokenizer.file, spec.format)  # refuse by name before any work
         runtime = SentenceTransformer(root, variant=name, verify=False)
         reference_ids = lambda batch, tok=runtime.tokenizer: [ids for ids, _ in tok.encode(batch)]  # noqa: E731
         progress(f"{name}: building the text-in graph ({spec.format})")
