@@ -178,13 +178,19 @@ BUILDERS = {"openvino": _build_openvino, "onnx": _build_onnx}
 
 
 def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progress=lambda _: None) -> Manifest:
-    """Write a checked text-in graph for each variant in ``names`` ('all': every variant) into the staging folder
+    """Write a checked text-in graph for each variant in ``names`` ('all': every OpenVINO variant) into the staging folder
     ``root`` and record it under the variant's ``settings['text_graph']``. Any refusal raises; nothing is recorded."""
     from st_runtime import SentenceTransformer
 
     _settings_check(manifest)
     manifest.write(root)  # the runtime below opens the staging folder from its manifest
-    names = list(manifest.variants) if list(names) in (["all"], []) else list(names)
+    if list(names) in (["all"], []):  # every variant a text graph is written for (ONNX ones only when named)
+        names = [n for n, v in manifest.variants.items() if v.format == "openvino"]
+        if not names:
+            raise ExportError("--with-tokenizer without variant names writes text graphs for the OpenVINO variants, "
+                              "and the bundle has none: add --variants openvino (ONNX text graphs are refused, see "
+                              "README 'Text-in graphs').")
+    names = list(names)
     unknown = [n for n in names if n not in manifest.variants]
     if unknown:
         raise ExportError(f"--with-tokenizer names variants {unknown} the bundle does not have "

@@ -133,3 +133,13 @@ def test_unigram_conversion_mismatch_refused(export_bundle, tmp_path):
     with pytest.raises(TokenizerConversionError, match="openvino-tokenizers tokenizer conversion is not exact"):
         add_text_graphs(root, manifest, ["openvino"])
     assert not list(root.glob("*.text.*"))
+
+
+def test_readme_snippet_runs(text_bundle, capsys):
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Text-in graphs", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code.replace("bundles/m/", f"{text_bundle}/"), "README", "exec"), {})
+    assert capsys.readouterr().out.strip() == "(2, 32) float32"
