@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 
+from .auto_policy_args import add_auto_policy_arguments, auto_policy, auto_policy_kwargs
 from .errors import StRuntimeError
 
 DEMO_SENTENCES = [
@@ -44,7 +45,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     calibration = _read_lines(args.calibration) if args.calibration else None
     export_model(
         args.model, args.out, overwrite=args.overwrite, variants=_split(args.variants), calibration=calibration,
-        force=args.force, progress=lambda msg: print(f"[export] {msg}", flush=True), eval_tasks=_eval_tasks(args),
+        force=args.force, progress=_printer("export"), eval_tasks=_eval_tasks(args),
         trust_remote_code=args.trust_remote_code, with_tokenizer=_with_tokenizer(args),
     )
     return 0
@@ -54,6 +55,19 @@ def _with_tokenizer(args: argparse.Namespace) -> list[str] | None:
     """--with-tokenizer [VARIANTS]: None when absent, ["all"] when given bare."""
     value = getattr(args, "with_tokenizer", None)
     return None if value is None else (_split(value) or ["all"])
+
+
+def _printer(tag: str):
+    """A progress callback printing ``[tag  12.3 s] message``: the time since the command started, so the slow
+    steps of an export show themselves."""
+    import time
+
+    started = time.perf_counter()
+
+    def show(message: str) -> None:
+        print(f"[{tag} {time.perf_counter() - started:6.1f} s] {message}", flush=True)
+
+    return show
 
 
 def _eval_tasks(args: argparse.Namespace) -> list:
@@ -76,7 +90,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from st_runtime.export.variants import quantize_bundle
 
     calibration = _read_lines(args.calibration) if args.calibration else None
-    progress = lambda msg: print(f"[quantize] {msg}", flush=True)  # noqa: E731
+    progress = _printer("quantize")
     if not args.variants and _with_tokenizer(args) is None:
         raise SystemExit("quantize needs --variants, --with-tokenizer, or both")
     if args.variants:
@@ -146,7 +160,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         if text:
             print(f"  {'':22s} text-in graph {text['file']} (strings -> sentence_embedding, {text['tokenizer']}, "
                   f"ids checked on {text['checked_texts']} texts, max abs vs runtime {text['max_abs_vs_runtime']:.2g})")
-    _print_auto(m)
+    _print_auto(m, auto_policy(args), bundle.root)
     return 0
 
 
@@ -162,15 +176,19 @@ def _print_sparse(s) -> None:
         print(f"prompts:      {s.prompts} default={s.default_prompt_name}")
 
 
-def _print_auto(manifest) -> None:
-    """Which variant ``variant='auto'`` picks on this machine, and why the others were passed over."""
+def _print_auto(manifest, policy, root) -> None:
+    """Which variant ``variant='auto'`` picks on this machine under ``policy``, and why the others were passed over."""
     from .errors import BackendUnavailableError
     from .hardware import cpu_name, int8_isa
     from .loading import auto_choice
+    from .speed_ranking import load_ranking
 
-    print(f"auto here:    ({cpu_name()}, int8 ISA {int8_isa()})")
+    ranking = load_ranking(root)
+    basis = (f"ranked by speed measured here {ranking['measured_at']}" if ranking else
+             "ranked by auto_rank; `st-runtime bench BUNDLE --rank` measures this machine")
+    print(f"auto here:    ({cpu_name()}, int8 ISA {int8_isa()}; {basis})")
     try:
-        choice = auto_choice(manifest, None)
+        choice = auto_choice(manifest, None, policy, ranking and ranking["texts_per_s"])
     except BackendUnavailableError as exc:
         print(f"  none: {exc}")
         return
@@ -183,7 +201,7 @@ def _print_auto(manifest) -> None:
 def cmd_encode(args: argparse.Namespace) -> int:
     from .sentence_transformer import SentenceTransformer
 
-    model = SentenceTransformer(args.bundle, variant=args.variant)
+    model = SentenceTransformer(args.bundle, variant=args.variant, **auto_policy_kwargs(args))
     texts = args.texts or DEMO_SENTENCES
     embeddings = model.encode(texts, prompt_name=args.prompt_name, normalize_embeddings=args.normalize,
                               truncate_dim=args.truncate_dim)
@@ -266,12 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true", help="print the manifest")
     p.add_argument("--no-verify", action="store_true", help="skip sha256 checks")
+    add_auto_policy_arguments(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("encode", help="embed texts torch-free and print their similarity matrix")
     p.add_argument("bundle")
     p.add_argument("texts", nargs="*", help="texts to embed (default: five demo sentences)")
-    p.add_argument("--variant", default=None)
+    p.add_argument("--variant", default=None, help="graph variant ('auto' picks the best here)")
+    add_auto_policy_arguments(p)
     p.add_argument("--prompt-name", default=None)
     p.add_argument("--truncate-dim", type=int, default=None)
     p.add_argument("--normalize", action="store_true")
