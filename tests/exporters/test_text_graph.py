@@ -143,3 +143,14 @@ def test_readme_snippet_runs(text_bundle, capsys):
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     exec(compile(code.replace("bundles/m/", f"{text_bundle}/"), "README", "exec"), {})
     assert capsys.readouterr().out.strip() == "(2, 32) float32"
+
+
+@pytest.mark.slow
+def test_minilm_text_graph_exact(export_bundle, tmp_path):
+    """The shipped all-MiniLM-L6-v2: ids equal on every check text, text graph within 1e-5 of the runtime."""
+    from st_runtime.export.text_graph import add_text_graphs
+
+    root, manifest = _staging_copy(export_bundle("minilm-real", ("openvino",)), tmp_path)
+    add_text_graphs(root, manifest, ["openvino"])
+    text = manifest.variants["openvino"].settings["text_graph"]
+    assert text["checked_texts"] == 207 and text["max_abs_vs_runtime"] <= 1e-5
