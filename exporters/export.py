@@ -53,6 +53,7 @@ def export_model(
     eval_tasks: Sequence[Any] = (),
     trust_remote_code: bool = False,
     static_shapes: str | Sequence | None = None,
+    with_tokenizer: Sequence[str] | None = None,
 ) -> Path:
     """Export ``model`` (folder, packaged model or Hub id; None = all-MiniLM-L6-v2) to the bundle folder ``out``.
 
@@ -61,6 +62,8 @@ def export_model(
     ``tasks.user_ir_task`` / ``user_sts_task`` join every reduced-precision gate). Any failure leaves nothing at ``out``.
     A model with its own modeling code (``auto_map``) is refused unless ``trust_remote_code``; that code runs only
     here, to trace. ``static_shapes`` ('1x64,8x128,32x256') adds a static-shape sibling of each OpenVINO variant.
+    ``with_tokenizer`` (variant names, or ["all"]) adds a checked text-in graph per variant
+    (``text_graph.add_text_graphs``).
     """
     started = time.perf_counter()
     if calibration and variants:
@@ -84,6 +87,10 @@ def export_model(
         if variants or static_shapes:
             add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress,
                          eval_tasks=eval_tasks, static_shapes=static_shapes)
+        if with_tokenizer is not None:
+            from .text_graph import add_text_graphs
+
+            add_text_graphs(tmp, manifest, with_tokenizer, progress)
         seal(tmp, manifest)
         final = bundle_writer.commit(tmp, Path(out))
     progress(f"wrote {final} in {time.perf_counter() - started:.1f} s")
