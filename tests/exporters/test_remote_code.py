@@ -52,7 +52,9 @@ def test_refused_without_the_flag_before_any_code_is_imported(tmp_path, model_pa
         export_model(str(model_path(NAME)), out)
 
 
-def test_exported_with_the_flag_exact_and_code_free(tmp_path, model_path, env):
+def test_exported_with_the_flag_exact_and_code_free(tmp_path, model_path, env, coverage):
+    coverage(NAME, "onnx_exact")
+    coverage(NAME, "openvino_exact")
     marker = Path(env["ST_RUNTIME_REMOTE_CODE_MARKER"])
     marker.unlink(missing_ok=True)
     out = tmp_path / "bundle"
