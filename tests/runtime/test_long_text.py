@@ -155,3 +155,17 @@ def test_stride_must_leave_windows_overlapping(model):
     model.encode(LONG[0], long_text="chunk", chunk_stride=width - 1)
     with pytest.raises(InputValidationError, match="output_value"):
         model.encode(LONG[0], long_text="chunk", output_value="token_embeddings")
+
+
+def test_pool_workers_receive_the_setting(export_bundle):
+    """set_long_text makes a new configuration; pool workers get it whole with every chunk."""
+    model = SentenceTransformer(export_bundle("bert-mean")).set_long_text("chunk", 50)
+    texts = SHORT[:3] + LONG
+    single = model.encode(texts)
+    assert np.abs(single[3:] - model.encode(texts[3:], long_text="truncate")).max() > 1e-3
+    pool = model.start_multi_process_pool(processes=1)
+    try:
+        pooled = model.encode(texts, pool=pool, chunk_size=2)
+    finally:
+        model.stop_multi_process_pool(pool)
+    assert np.abs(pooled - single).max() <= 1e-6
