@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 
+from .auto_policy_args import add_auto_policy_arguments, auto_policy, auto_policy_kwargs
 from .errors import StRuntimeError
 
 DEMO_SENTENCES = [
@@ -44,10 +45,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     calibration = _read_lines(args.calibration) if args.calibration else None
     export_model(
         args.model, args.out, overwrite=args.overwrite, variants=_split(args.variants), calibration=calibration,
-        force=args.force, progress=lambda msg: print(f"[export] {msg}", flush=True), eval_tasks=_eval_tasks(args),
+        force=args.force, progress=_printer("export"), eval_tasks=_eval_tasks(args),
         trust_remote_code=args.trust_remote_code,
     )
     return 0
+
+
+def _printer(tag: str):
+    """A progress callback printing ``[tag  12.3 s] message``: the time since the command started, so the slow
+    steps of an export show themselves."""
+    import time
+
+    started = time.perf_counter()
+
+    def show(message: str) -> None:
+        print(f"[{tag} {time.perf_counter() - started:6.1f} s] {message}", flush=True)
+
+    return show
 
 
 def _eval_tasks(args: argparse.Namespace) -> list:
@@ -71,7 +85,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     calibration = _read_lines(args.calibration) if args.calibration else None
     quantize_bundle(args.bundle, _split(args.variants), calibration=calibration, force=args.force,
-                    model=args.model, progress=lambda msg: print(f"[quantize] {msg}", flush=True),
+                    model=args.model, progress=_printer("quantize"),
                     eval_tasks=_eval_tasks(args), trust_remote_code=args.trust_remote_code)
     return 0
 
@@ -130,7 +144,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         size = m.files.get(v.file, {}).get("size", 0) + m.files.get(v.weights_file or "", {}).get("size", 0)
         mark = " (default)" if name == m.default_variant else ""
         print(f"  {name:22s} {v.format:8s} {v.precision:5s} {size / 1e6:7.1f} MB  {figures}{mark}")
-    _print_auto(m)
+    _print_auto(m, auto_policy(args), bundle.root)
     return 0
 
 
@@ -146,15 +160,19 @@ def _print_sparse(s) -> None:
         print(f"prompts:      {s.prompts} default={s.default_prompt_name}")
 
 
-def _print_auto(manifest) -> None:
-    """Which variant ``variant='auto'`` picks on this machine, and why the others were passed over."""
+def _print_auto(manifest, policy, root) -> None:
+    """Which variant ``variant='auto'`` picks on this machine under ``policy``, and why the others were passed over."""
     from .errors import BackendUnavailableError
     from .hardware import cpu_name, int8_isa
     from .loading import auto_choice
+    from .speed_ranking import load_ranking
 
-    print(f"auto here:    ({cpu_name()}, int8 ISA {int8_isa()})")
+    ranking = load_ranking(root)
+    basis = (f"ranked by speed measured here {ranking['measured_at']}" if ranking else
+             "ranked by auto_rank; `st-runtime bench BUNDLE --rank` measures this machine")
+    print(f"auto here:    ({cpu_name()}, int8 ISA {int8_isa()}; {basis})")
     try:
-        choice = auto_choice(manifest, None)
+        choice = auto_choice(manifest, None, policy, ranking and ranking["texts_per_s"])
     except BackendUnavailableError as exc:
         print(f"  none: {exc}")
         return
@@ -167,7 +185,7 @@ def _print_auto(manifest) -> None:
 def cmd_encode(args: argparse.Namespace) -> int:
     from .sentence_transformer import SentenceTransformer
 
-    model = SentenceTransformer(args.bundle, variant=args.variant)
+    model = SentenceTransformer(args.bundle, variant=args.variant, **auto_policy_kwargs(args))
     texts = args.texts or DEMO_SENTENCES
     embeddings = model.encode(texts, prompt_name=args.prompt_name, normalize_embeddings=args.normalize,
                               truncate_dim=args.truncate_dim)
@@ -247,12 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true", help="print the manifest")
     p.add_argument("--no-verify", action="store_true", help="skip sha256 checks")
+    add_auto_policy_arguments(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("encode", help="embed texts torch-free and print their similarity matrix")
     p.add_argument("bundle")
     p.add_argument("texts", nargs="*", help="texts to embed (default: five demo sentences)")
-    p.add_argument("--variant", default=None)
+    p.add_argument("--variant", default=None, help="graph variant ('auto' picks the best here)")
+    add_auto_policy_arguments(p)
     p.add_argument("--prompt-name", default=None)
     p.add_argument("--truncate-dim", type=int, default=None)
     p.add_argument("--normalize", action="store_true")

@@ -13,7 +13,7 @@ from .bundle import Bundle
 from .engine import plan_batches
 from .errors import InputValidationError
 from .inputs import positive_int, text_batch
-from .loading import build_runner
+from .loading import AutoPolicy, build_runner
 from .manifest import MULTI_VECTOR_SIMILARITY_FNS, MultiVectorSpec
 from .task_prompts import TaskEncoding
 
@@ -70,10 +70,12 @@ class MultiVectorEncoder(TaskEncoding):
     def __init__(self, model_name_or_path: str | Path, *, variant: str | None = None, device: str | None = None,
                  threads: int | None = None, prompts: dict[str, str] | None = None,
                  default_prompt_name: str | None = None, similarity_fn_name: str | None = None,
-                 verify: bool = True) -> None:
+                 verify: bool = True, allow_batch_dependent: bool = False, min_retention: float | None = None,
+                 min_top10: float | None = None) -> None:
         self._threads = threads
         self.bundle = Bundle.open(model_name_or_path, expected_kind="multi-vector-encoder", verify=verify)
-        self.variant, self._runner = build_runner(self.bundle, variant, device, threads)
+        policy = AutoPolicy(allow_batch_dependent, min_retention, min_top10)  # only variant="auto" reads it
+        self.variant, self._runner = build_runner(self.bundle, variant, device, threads, policy)
         self._device = device or "cpu"
         self.manifest = self.bundle.manifest
         spec: MultiVectorSpec = self.manifest.multi_vector

@@ -15,7 +15,7 @@ from . import sparse
 from .bundle import Bundle
 from .errors import InputValidationError
 from .inputs import positive_int, text_batch
-from .loading import build_runner
+from .loading import AutoPolicy, build_runner
 from .manifest import SPARSE_SIMILARITY_FNS, Manifest, SparseSpec
 from .routing import resolve_route
 from .static_modules import SparseStaticRoute, load_tokenizer, load_weights
@@ -47,10 +47,14 @@ class SparseEncoder(TaskEncoding):
         max_active_dims: int | None = None,
         similarity_fn_name: str | None = None,
         verify: bool = True,
+        allow_batch_dependent: bool = False,
+        min_retention: float | None = None,
+        min_top10: float | None = None,
     ) -> None:
         self._threads = threads
         self.bundle = Bundle.open(model_name_or_path, expected_kind="sparse-encoder", verify=verify)
-        self.variant, runner = build_runner(self.bundle, variant, device, threads)
+        policy = AutoPolicy(allow_batch_dependent, min_retention, min_top10)  # only variant="auto" reads it
+        self.variant, runner = build_runner(self.bundle, variant, device, threads, policy)
         self._init(runner, self.bundle.manifest, device, prompts, default_prompt_name, max_active_dims,
                    similarity_fn_name)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..auto_policy_args import add_auto_policy_arguments, auto_policy_kwargs
 from ..long_text import add_cli_options
 
 
@@ -14,8 +15,13 @@ def run(args: argparse.Namespace) -> int:
     if args.ray or args.ray_address:
         from .ray_job import embed_file_ray
 
+        variant = args.variant
+        if variant == "auto":  # chosen once here, so every worker runs the same variant under the same rule
+            from ..sentence_transformer import SentenceTransformer
+
+            variant = SentenceTransformer(args.bundle, variant="auto", **auto_policy_kwargs(args)).variant
         out = embed_file_ray(args.bundle, args.input, args.output, address=args.ray_address, workers=args.workers,
-                             rows_per_batch=args.chunk_size, column=args.column, variant=args.variant,
+                             rows_per_batch=args.chunk_size, column=args.column, variant=variant,
                              ship_bundle=args.ship_bundle, batch_size=args.batch_size,
                              calibration_embeddings=args.calibration_embeddings,
                              calibration_size=args.calibration_size, **kwargs, **long_text)
@@ -23,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         from ..sentence_transformer import SentenceTransformer
         from .local import embed_file
 
-        model = SentenceTransformer(args.bundle, variant=args.variant).set_long_text(**long_text)
+        model = SentenceTransformer(args.bundle, variant=args.variant, **auto_policy_kwargs(args))
+        model.set_long_text(**long_text)
         out = embed_file(model, args.input, args.output, chunk_size=args.chunk_size, column=args.column,
                          prompt_name=args.prompt_name, truncate_dim=args.truncate_dim, normalize=args.normalize,
                          precision=args.precision, batch_size=args.batch_size, restart=args.restart,
@@ -40,7 +47,8 @@ def register(sub) -> None:
     p.add_argument("--column", default="text", help="text column for .jsonl / .parquet (default: text)")
     p.add_argument("--chunk-size", type=int, default=4096, help="texts per resumable chunk (Ray: per batch)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per model call")
-    p.add_argument("--variant", default=None)
+    p.add_argument("--variant", default=None, help="graph variant ('auto' picks the best here)")
+    add_auto_policy_arguments(p)
     p.add_argument("--prompt-name", default=None)
     p.add_argument("--truncate-dim", type=int, default=None)
     p.add_argument("--normalize", action="store_true")

@@ -79,7 +79,7 @@ def embed_file(model: Any, input_path: str | Path, output: str | Path, *, chunk_
     computed once, before the first chunk, from the first ``calibration_size`` texts (or from
     ``calibration_embeddings``, a .npy of float embeddings), so every chunk shares one scale; they are stored in the
     run's state (reused on resume) and with the output (Parquet schema metadata ``st_runtime.config``; for .npy a
-    sidecar ``OUTPUT.config.json``). Finished chunks are kept as parts in a hidden ``.OUTPUT.partial`` folder, so
+    sidecar ``OUTPUT.config.json``; the bundle and variant that made the rows in ``st_runtime.source``). Finished chunks are kept as parts in a hidden ``.OUTPUT.partial`` folder, so
     an interrupted run resumes from the last completed chunk; the output appears (by rename) only when every chunk
     is done. ``stop_after_chunks`` stops early on purpose (used to test resuming) and returns None.
     """
@@ -137,7 +137,9 @@ def embed_file(model: Any, input_path: str | Path, output: str | Path, *, chunk_
     bar.close()
     if not parts:
         raise InputValidationError(f"{input_path} holds no texts.")
-    join_parts(parts, output, metadata={"st_runtime.config": json.dumps(config.to_dict())})
+    join_parts(parts, output, metadata={"st_runtime.config": json.dumps(config.to_dict()),
+                                        "st_runtime.source": json.dumps({"model": settings["model"],
+                                                                         "variant": settings["variant"]})})
     if output.suffix == ".npy":
         sidecar = output.with_name(output.name + ".config.json")
         sidecar.write_text(json.dumps(config.to_dict(), indent=1) + "\n", encoding="utf-8")

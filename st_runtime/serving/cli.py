@@ -7,6 +7,8 @@ import logging
 import os
 from pathlib import Path
 
+from ..auto_policy_args import add_auto_policy_arguments, auto_policy_kwargs
+
 API_KEY_ENV = "ST_RUNTIME_API_KEY"
 
 
@@ -35,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", default=None, help="graph variant for every bundle ('auto' picks the best here)")
     p.add_argument("--device", default=None, help="cpu (default), cuda or cuda:N")
     p.add_argument("--threads", type=_positive(int), default=None, help="intra-op threads per model")
+    add_auto_policy_arguments(p)
     g = p.add_argument_group("batching")
     g.add_argument("--max-batch-size", type=_positive(int), default=32, help="texts per inference call")
     g.add_argument("--max-batch-tokens", type=_positive(int), default=8192,
@@ -133,7 +136,8 @@ def load_models(args: argparse.Namespace) -> dict:
         name, path = parse_model_arg(arg)
         if name in models:
             raise InputValidationError(f"Two models are named {name!r}; name them with NAME=PATH.")
-        models[name] = load_model(path, variant=args.variant, device=args.device, threads=args.threads)
+        models[name] = load_model(path, variant=args.variant, device=args.device, threads=args.threads,
+                                  **auto_policy_kwargs(args))
         if args.long_text != "truncate" or args.chunk_stride is not None:
             if not hasattr(models[name], "set_long_text"):
                 raise InputValidationError(f"--long-text applies to dense embedding models; {name!r} is a "

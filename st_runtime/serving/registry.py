@@ -35,8 +35,9 @@ def parse_model_arg(arg: str) -> tuple[str, str]:
 
 
 def load_model(path: str | Path, *, variant: str | None = None, device: str | None = None,
-               threads: int | None = None) -> Any:
-    """Open a bundle as ``CrossEncoder`` or ``SentenceTransformer``, whichever its manifest says."""
+               threads: int | None = None, **auto_policy: Any) -> Any:
+    """Open a bundle as the class its manifest names; ``auto_policy`` (``allow_batch_dependent``,
+    ``min_retention``, ``min_top10``) constrains ``variant="auto"`` as in the Python API."""
     from ..manifest import MANIFEST_NAME, Manifest
     from ..sentence_transformer import SentenceTransformer
 
@@ -45,12 +46,12 @@ def load_model(path: str | Path, *, variant: str | None = None, device: str | No
     if kind == "cross-encoder":
         from ..cross_encoder import CrossEncoder
 
-        return CrossEncoder(root, variant=variant, device=device, threads=threads)
+        return CrossEncoder(root, variant=variant, device=device, threads=threads, **auto_policy)
     if kind == "sparse-encoder":
         from ..sparse_encoder import SparseEncoder
 
-        return SparseEncoder(root, variant=variant, device=device, threads=threads)
-    return SentenceTransformer(root, variant=variant, device=device, threads=threads)
+        return SparseEncoder(root, variant=variant, device=device, threads=threads, **auto_policy)
+    return SentenceTransformer(root, variant=variant, device=device, threads=threads, **auto_policy)
 
 
 # ----- model kinds ------------------------------------------------------------------------------------------
