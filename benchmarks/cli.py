@@ -25,10 +25,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--corpus", help="text file, one text per line (<=20 words: query, else passage)")
     p.add_argument("--quick", action="store_true", help="tiny run for smoke tests (16 texts, batch 1 and 8, 1 repeat)")
+    p.add_argument("--rank", action="store_true",
+                   help="only measure every variant this machine runs (batch 32, real text) and store the speeds "
+                        "in the user cache, where variant='auto' ranks by them on this machine")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rank:
+        return _rank(args)
     from .harness import run_benchmark
 
     if args.quick:
@@ -43,6 +48,19 @@ def run(args: argparse.Namespace) -> int:
     print((__import__("pathlib").Path(args.out) / "results.md").read_text())
     failed = [k for k, v in results["systems"].items() if "error" in v]
     return 1 if failed else 0
+
+
+def _rank(args: argparse.Namespace) -> int:
+    from st_runtime.hardware import cpu_name
+    from st_runtime.speed_measure import measure_and_store
+    from st_runtime.speed_ranking import ranking_path
+
+    variants = [v for v in args.variants.split(",") if v] if args.variants else None
+    data = measure_and_store(args.bundle, variants, repeats=args.repeats,
+                             progress=lambda msg: print(f"[rank] {msg}", flush=True))
+    fastest = max(data["texts_per_s"], key=data["texts_per_s"].get)
+    print(f"[rank] fastest here ({cpu_name()}): {fastest}; stored in {ranking_path(args.bundle)}")
+    return 0
 
 
 def register(sub) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 from st_runtime.errors import ExportError, RemoteCodeError, UnsupportedModelError
 
+from .memory_check import check_fits
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -144,6 +146,7 @@ def load_source(name_or_path: str | None, kind: str | None = None, device: str =
         reasons = custom_code(local)
         if reasons and not trust_remote_code:
             raise _refuse_custom_code(name, reasons)
+        check_fits(local)  # before torch loads a byte
         kind = kind or detect_kind(local)
     kwargs: dict[str, Any] = {"device": device, "trust_remote_code": trust_remote_code}
     if local is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -88,6 +89,18 @@ class _Gatekeeper:
         return self._selection_ref
 
     def measure(self, name: str, spec: VariantSpec, reference=None) -> dict[str, float]:
+        started = time.perf_counter()
+        try:
+            return self._measure(name, spec, reference)
+        finally:
+            self._seconds(name)["measure"] += time.perf_counter() - started
+
+    def _seconds(self, name: str) -> dict[str, float]:
+        """Where building ``name`` spent its time (recorded in ``parity.export_seconds``)."""
+        table = self.ctx.manifest.parity.setdefault("export_seconds", {})
+        return table.setdefault(name, {"total": 0.0, "measure": 0.0})
+
+    def _measure(self, name: str, spec: VariantSpec, reference=None) -> dict[str, float]:
         reference = reference if reference is not None else self.reference
         self.ctx.manifest.variants[name] = spec
         finish_manifest(self.ctx.root, self.ctx.manifest)
@@ -109,13 +122,26 @@ class _Gatekeeper:
         return gates.gate_for(spec.precision, bool(spec.settings.get("exact")), self.kind, bool(self.user_tasks))
 
     def build(self, name: str, force: bool) -> tuple[VariantSpec | None, dict]:
+        """Build, gate (fallback if needed) and keep or refuse one variant; its time split is recorded."""
+        started = time.perf_counter()
+        try:
+            return self._build(name, force)
+        finally:
+            seconds = self._seconds(name)
+            seconds["total"] = time.perf_counter() - started
+            seconds["build"] = seconds["total"] - seconds["measure"]  # quantizing / converting, and writing
+            self.ctx.manifest.parity["export_seconds"][name] = {k: round(v, 2) for k, v in seconds.items()}
+
+    def _build(self, name: str, force: bool) -> tuple[VariantSpec | None, dict]:
         builder = BUILDERS[name]
         spec = builder(self.ctx, ())
         gate = self.gate_for(spec)
         figures = self.measure(name, spec)
         self.progress(f"{name}: {gates.describe(figures, gate)}")
         if not gates.passes(figures, gate) and name in FALLBACK:
+            fallback_started = time.perf_counter()
             spec = self._fallback(name, builder, {k: v for k, v in gate.items() if k != gates.USER_KEY})
+            self._seconds(name)["fallback"] = time.perf_counter() - fallback_started
             figures = self.measure(name, spec)
             self.progress(f"{name}: on the gate split -> {gates.describe(figures, gate)}")
         passed = gates.passes(figures, gate)
@@ -153,12 +179,18 @@ class _Gatekeeper:
         return cache[name]
 
     def _fallback(self, name: str, builder: Builder, gate: dict) -> VariantSpec:
-        """Keep the MatMul roles whose quantization hurts most in fp32 until the gate holds on the selection split.
+        """Keep the MatMul roles whose quantization hurts most in fp32 until the selection split clears the gate
+        with ``gates.SELECTION_MARGIN`` to spare.
 
         Roles are added in the order of ``sensitivity()``; the gate split is never looked at here.
         """
         groups = roles(weight_matmuls(self.ctx.fp32))
         gains = self.sensitivity(name, builder)
+        target = gates.with_margin(gate)
+        self.ctx.manifest.parity["fp32_fallback_margin"] = {
+            "selection_split_must_clear": gates.SELECTION_MARGIN,
+            "why": "stop only when the selection split clears the gate by about one standard error, so the gate "
+                   "split (other text) does not miss by a hair"}
         excluded: list[str] = []
         spec = None
         for role in sorted(gains, key=gains.get, reverse=True)[: max(1, len(groups) - 1)]:
@@ -166,8 +198,8 @@ class _Gatekeeper:
             spec = builder(self.ctx, excluded)
             figures = self.measure(name, spec, self.selection)
             self.progress(f"{name}: {len(excluded)} MatMuls kept in fp32 -> selection split "
-                          f"{gates.describe(figures, gate)}")
-            if gates.passes(figures, gate):
+                          f"{gates.describe(figures, target)}")
+            if gates.passes(figures, target):
                 break
         return spec
 

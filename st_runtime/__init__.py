@@ -19,6 +19,7 @@ from .errors import (
     IntegrityError,
     ManifestError,
     NotProvidedError,
+    InsufficientMemoryError,
     ParityError,
     StRuntimeError,
     RemoteCodeError,
@@ -71,6 +72,7 @@ __all__ = [
     "ExportError",
     "UnsupportedModelError",
     "RemoteCodeError",
+    "InsufficientMemoryError",
     "ParityError",
     "__version__",
 ]

@@ -45,10 +45,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     calibration = _read_lines(args.calibration) if args.calibration else None
     export_model(
         args.model, args.out, overwrite=args.overwrite, variants=_split(args.variants), calibration=calibration,
-        force=args.force, progress=lambda msg: print(f"[export] {msg}", flush=True), eval_tasks=_eval_tasks(args),
+        force=args.force, progress=_printer("export"), eval_tasks=_eval_tasks(args),
         trust_remote_code=args.trust_remote_code,
     )
     return 0
+
+
+def _printer(tag: str):
+    """A progress callback printing ``[tag  12.3 s] message``: the time since the command started, so the slow
+    steps of an export show themselves."""
+    import time
+
+    started = time.perf_counter()
+
+    def show(message: str) -> None:
+        print(f"[{tag} {time.perf_counter() - started:6.1f} s] {message}", flush=True)
+
+    return show
 
 
 def _eval_tasks(args: argparse.Namespace) -> list:
@@ -72,7 +85,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     calibration = _read_lines(args.calibration) if args.calibration else None
     quantize_bundle(args.bundle, _split(args.variants), calibration=calibration, force=args.force,
-                    model=args.model, progress=lambda msg: print(f"[quantize] {msg}", flush=True),
+                    model=args.model, progress=_printer("quantize"),
                     eval_tasks=_eval_tasks(args))
     return 0
 
@@ -130,7 +143,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         size = m.files.get(v.file, {}).get("size", 0) + m.files.get(v.weights_file or "", {}).get("size", 0)
         mark = " (default)" if name == m.default_variant else ""
         print(f"  {name:22s} {v.format:8s} {v.precision:5s} {size / 1e6:7.1f} MB  {figures}{mark}")
-    _print_auto(m, auto_policy(args))
+    _print_auto(m, auto_policy(args), bundle.root)
     return 0
 
 
@@ -146,15 +159,19 @@ def _print_sparse(s) -> None:
         print(f"prompts:      {s.prompts} default={s.default_prompt_name}")
 
 
-def _print_auto(manifest, policy) -> None:
+def _print_auto(manifest, policy, root) -> None:
     """Which variant ``variant='auto'`` picks on this machine under ``policy``, and why the others were passed over."""
     from .errors import BackendUnavailableError
     from .hardware import cpu_name, int8_isa
     from .loading import auto_choice
+    from .speed_ranking import load_ranking
 
-    print(f"auto here:    ({cpu_name()}, int8 ISA {int8_isa()})")
+    ranking = load_ranking(root)
+    basis = (f"ranked by speed measured here {ranking['measured_at']}" if ranking else
+             "ranked by auto_rank; `st-runtime bench BUNDLE --rank` measures this machine")
+    print(f"auto here:    ({cpu_name()}, int8 ISA {int8_isa()}; {basis})")
     try:
-        choice = auto_choice(manifest, None, policy)
+        choice = auto_choice(manifest, None, policy, ranking and ranking["texts_per_s"])
     except BackendUnavailableError as exc:
         print(f"  none: {exc}")
         return

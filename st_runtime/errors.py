@@ -67,5 +67,9 @@ class RemoteCodeError(UnsupportedModelError):
     """The model runs its own Python code (auto_map, custom modules) and trust_remote_code was not given."""
 
 
+class InsufficientMemoryError(ExportError):
+    """The export would need more memory than this machine (or its container) has; raised before loading."""
+
+
 class ParityError(ExportError):
     """An exported graph does not match the torch reference within its bound."""

@@ -12,6 +12,7 @@ from .engine import GraphRunner
 from .errors import BackendUnavailableError
 from .hardware import cpu_flags, int8_isa
 from .manifest import Manifest, VariantSpec
+from .speed_ranking import load_ranking
 from .tokenization import TextTokenizer
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,11 @@ def _runnable(spec: VariantSpec, on_gpu: bool, isa: str) -> str | None:
     return None
 
 
+def runnable_reason(manifest: Manifest, name: str, device: str | None = None) -> str | None:
+    """None when this machine can run variant ``name`` at its speed, else why not."""
+    return _runnable(manifest.variants[name], (device or "cpu").startswith("cuda"), int8_isa())
+
+
 def _quality_reason(manifest: Manifest, name: str, policy: AutoPolicy) -> str | None:
     spec = manifest.variants[name]
     if spec.settings.get("forced"):
@@ -94,10 +100,13 @@ def _quality_reason(manifest: Manifest, name: str, policy: AutoPolicy) -> str | 
     return None
 
 
-def auto_choice(manifest: Manifest, device: str | None, policy: AutoPolicy = AutoPolicy()) -> AutoChoice:
+def auto_choice(manifest: Manifest, device: str | None, policy: AutoPolicy = AutoPolicy(),
+                measured: dict[str, float] | None = None) -> AutoChoice:
     """The variant ``auto`` picks on this machine under ``policy``: among runnable variants that passed their gate
-    (not forced, batch-independent unless allowed, above the floors), the fastest for this CPU (highest
-    ``auto_rank``, recorded by the exporter from what each kind of graph gains on the CPU it was built for)."""
+    (not forced, batch-independent unless allowed, above the floors), the fastest for this CPU: by ``measured``
+    texts/s when every candidate was measured here (``st-runtime bench BUNDLE --rank``, see ``speed_ranking``), else
+    by the highest ``auto_rank``, recorded by the exporter from what each kind of graph gains on the CPU it was
+    built for."""
     on_gpu = (device or "cpu").startswith("cuda")
     isa = int8_isa()
     skipped: dict[str, str] = {}
@@ -114,6 +123,12 @@ def auto_choice(manifest: Manifest, device: str | None, policy: AutoPolicy = Aut
             f"{policy}): " + "; ".join(f"{n}: {why}" for n, why in skipped.items())
             + ". Relax the floors, install onnxruntime or openvino, or pass variant=NAME."
         )
+    if measured and not on_gpu and all(name in measured for name in candidates):
+        candidates.sort(key=lambda name: -float(measured[name]))
+        best = candidates[0]
+        for name in candidates[1:]:
+            skipped[name] = f"slower here than {best} (measured {measured[name]:.4g} vs {measured[best]:.4g} texts/s)"
+        return AutoChoice(best, {**quality_of(manifest, best), "texts_per_s": float(measured[best])}, skipped)
     candidates.sort(key=lambda name: -float(manifest.variants[name].settings.get("auto_rank", 0)))
     best = candidates[0]
     for name in candidates[1:]:
@@ -126,7 +141,8 @@ def choose_variant(bundle: Bundle, variant: str | None, device: str | None,
     """Resolve ``variant`` ('auto', None or a name) to a variant this machine can run."""
     if variant != "auto":
         return bundle.variant(variant)[0]
-    choice = auto_choice(bundle.manifest, device, policy or AutoPolicy())
+    ranking = load_ranking(bundle.root) if getattr(bundle, "root", None) else None
+    choice = auto_choice(bundle.manifest, device, policy or AutoPolicy(), ranking and ranking["texts_per_s"])
     logger.info("variant='auto' chose %s (device=%s, int8 ISA %s)", choice.describe(), device or "cpu", int8_isa())
     return choice.name
 

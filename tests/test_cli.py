@@ -1,5 +1,7 @@
 """The st-runtime command line on a tiny bundle."""
 
+import re
+
 import pytest
 
 from st_runtime.cli import main
@@ -35,3 +37,11 @@ def test_cross_encoder_detected(tmp_path, model_path, capsys):
 def test_missing_bundle_is_exit_2(tmp_path, capsys):
     assert main(["info", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_export_progress_shows_elapsed_time(capsys):
+    from st_runtime.cli import _printer
+
+    show = _printer("export")
+    show("tracing")
+    assert re.fullmatch(r"\[export +\d+\.\d s\] tracing\n", capsys.readouterr().out)

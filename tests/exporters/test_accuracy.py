@@ -164,3 +164,47 @@ def test_auto_floors_reach_the_model_and_info_explains(dynamic_bundle, capsys):
     assert main(["info", str(dynamic_bundle)]) == 0
     out = capsys.readouterr().out
     assert "picks onnx" in out and "not onnx-int8-dynamic: its vectors depend on the other texts" in out
+
+
+def test_with_margin_tightens_every_bound():
+    from st_runtime.export import gates
+
+    tight = gates.with_margin({"mean_cosine": 0.99, "top10_overlap": 0.995, "ndcg10_retention": 0.995,
+                               "max_abs": 1e-5})
+    assert tight == pytest.approx({"mean_cosine": 0.991, "top10_overlap": 1.0, "ndcg10_retention": 0.997,
+                                   "max_abs": 5e-6})
+
+
+def test_fallback_does_not_stop_on_a_bare_pass_of_the_selection_split(model_path, tmp_path, monkeypatch):
+    """A fallback step that only just meets the gate on the selection split is not enough: one more role goes fp32."""
+    from st_runtime.export import gates
+    from st_runtime.export.calibration import roles, weight_matmuls
+    from st_runtime.export.export import export_model
+
+    calls, n_roles = [], []
+    bare = dict(gates.DEFAULT_GATES["int8"])  # exactly the gate: passes it, misses it with the margin
+    comfortable = {k: min(1.0, v + 0.02) for k, v in bare.items()}
+    failing = {k: v - 0.1 for k, v in bare.items()}
+
+    def fake_measure(held, bundle_dir, variant):
+        if not n_roles:
+            n_roles.append(len(roles(weight_matmuls(bundle_dir / "model.onnx"))))
+        calls.append(held.split)
+        selection_calls = calls.count("selection")
+        if held.split == "gate":
+            return dict(comfortable) if len(calls) > 1 else dict(failing)
+        if selection_calls <= n_roles[0]:  # sensitivity: one trial per role
+            return dict(failing)
+        return dict(bare) if selection_calls == n_roles[0] + 1 else dict(comfortable)
+
+    monkeypatch.setattr(gates, "measure_embedding_variant", fake_measure)
+    out = export_model(str(model_path("bert-mean")), tmp_path / "b", variants=DYNAMIC)
+    assert n_roles[0] >= 3
+    assert calls.count("selection") == n_roles[0] + 2  # the bare pass did not stop it; the next step did
+    manifest = SentenceTransformer(out).manifest
+    assert manifest.variants["onnx-int8-dynamic"].accuracy["passed"] is True
+    assert manifest.parity["fp32_fallback_margin"]["selection_split_must_clear"]["top10_overlap"] == 0.01
+    seconds = manifest.parity["export_seconds"]["onnx-int8-dynamic"]  # where the variant's time went
+    assert set(seconds) == {"total", "build", "measure", "fallback"}
+    assert 0 < seconds["fallback"] <= seconds["total"] and seconds["build"] + seconds["measure"] == \
+        pytest.approx(seconds["total"], abs=0.02)
