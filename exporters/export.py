@@ -52,6 +52,7 @@ def export_model(
     progress: Progress = _quiet,
     eval_tasks: Sequence[Any] = (),
     trust_remote_code: bool = False,
+    with_tokenizer: Sequence[str] | None = None,
 ) -> Path:
     """Export ``model`` (folder, packaged model or Hub id; None = all-MiniLM-L6-v2) to the bundle folder ``out``.
 
@@ -59,7 +60,8 @@ def export_model(
     and quantized graphs, each behind its accuracy gate (``eval_tasks``: the user's own tasks from
     ``tasks.user_ir_task`` / ``user_sts_task`` join every reduced-precision gate). Any failure leaves nothing at ``out``.
     A model with its own modeling code (``auto_map``) is refused unless ``trust_remote_code``; that code runs only
-    here, to trace.
+    here, to trace. ``with_tokenizer`` (variant names, or ["all"]) adds a checked text-in graph per variant
+    (``text_graph.add_text_graphs``).
     """
     started = time.perf_counter()
     if calibration and variants:
@@ -83,6 +85,10 @@ def export_model(
         if variants:
             add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress,
                          eval_tasks=eval_tasks)
+        if with_tokenizer is not None:
+            from .text_graph import add_text_graphs
+
+            add_text_graphs(tmp, manifest, with_tokenizer, progress)
         seal(tmp, manifest)
         final = bundle_writer.commit(tmp, Path(out))
     progress(f"wrote {final} in {time.perf_counter() - started:.1f} s")

@@ -46,9 +46,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     export_model(
         args.model, args.out, overwrite=args.overwrite, variants=_split(args.variants), calibration=calibration,
         force=args.force, progress=_printer("export"), eval_tasks=_eval_tasks(args),
-        trust_remote_code=args.trust_remote_code,
+        trust_remote_code=args.trust_remote_code, with_tokenizer=_with_tokenizer(args),
     )
     return 0
+
+
+def _with_tokenizer(args: argparse.Namespace) -> list[str] | None:
+    """--with-tokenizer [VARIANTS]: None when absent, ["all"] when given bare."""
+    value = getattr(args, "with_tokenizer", None)
+    return None if value is None else (_split(value) or ["all"])
 
 
 def _printer(tag: str):
@@ -84,9 +90,17 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from st_runtime.export.variants import quantize_bundle
 
     calibration = _read_lines(args.calibration) if args.calibration else None
-    quantize_bundle(args.bundle, _split(args.variants), calibration=calibration, force=args.force,
-                    model=args.model, progress=_printer("quantize"),
-                    eval_tasks=_eval_tasks(args))
+    progress = _printer("quantize")
+    if not args.variants and _with_tokenizer(args) is None:
+        raise SystemExit("quantize needs --variants, --with-tokenizer, or both")
+    if args.variants:
+        quantize_bundle(args.bundle, _split(args.variants), calibration=calibration, force=args.force,
+                        model=args.model, progress=progress, eval_tasks=_eval_tasks(args),
+                        trust_remote_code=args.trust_remote_code)
+    if _with_tokenizer(args) is not None:
+        from st_runtime.export.text_graph import text_graph_bundle
+
+        text_graph_bundle(args.bundle, _with_tokenizer(args), progress)
     return 0
 
 
@@ -102,7 +116,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except ImportError:
         print("parity: skipped (torch / the export extra is not installed; checksums were verified)")
         return 0
-    for line in validate.revalidate(bundle, model=args.model, variants=_split(args.variants)):
+    for line in validate.revalidate(bundle, model=args.model, variants=_split(args.variants),
+                                       trust_remote_code=args.trust_remote_code):
         print(line)
     return 0
 
@@ -143,6 +158,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         size = m.files.get(v.file, {}).get("size", 0) + m.files.get(v.weights_file or "", {}).get("size", 0)
         mark = " (default)" if name == m.default_variant else ""
         print(f"  {name:22s} {v.format:8s} {v.precision:5s} {size / 1e6:7.1f} MB  {figures}{mark}")
+        text = v.settings.get("text_graph")
+        if text:
+            print(f"  {'':22s} text-in graph {text['file']} (strings -> sentence_embedding, {text['tokenizer']}, "
+                  f"ids checked on {text['checked_texts']} texts, max abs vs runtime {text['max_abs_vs_runtime']:.2g})")
     _print_auto(m, auto_policy(args), bundle.root)
     return 0
 
@@ -208,6 +227,13 @@ def _read_lines(path: str) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
+def _with_tokenizer_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--with-tokenizer", nargs="?", const="", default=None, metavar="VARIANTS",
+                   help="also write a text-in graph (strings in, sentence embedding out, tokenizer inside) for these "
+                        "variants (comma list; bare: every OpenVINO variant); needs the edge extra; refused, naming the "
+                        "component, when the tokenizer cannot be converted exactly")
+
+
 def _eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-ir", nargs=3, metavar=("QUERIES", "CORPUS", "QRELS"),
                    help="your retrieval data (formats of `st-runtime evaluate --ir`): every reduced-precision "
@@ -215,6 +241,12 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-sts", metavar="FILE",
                    help="your scored pairs (format of `st-runtime evaluate --sts`): variants must keep >= 99.5%% "
                         "of torch fp32's Spearman on it; recorded in the manifest")
+
+
+def _remote_code_option(p: argparse.ArgumentParser, why: str) -> None:
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help=f"allow a model with its own modeling code (auto_map) to run that code here, {why}; "
+                        "the bundle never contains or runs it (refused without this flag, before any code is imported)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,18 +264,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", help="calibration texts for static int8, one per line (refused when they "
                                          "overlap the evaluation texts)")
     p.add_argument("--force", action="store_true", help="write variants even when they miss their accuracy gate")
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow a model with its own modeling code (auto_map) to run that code here, to be traced; "
-                        "the bundle never contains or runs it")
+    _remote_code_option(p, "to be traced")
+    _with_tokenizer_option(p)
     _eval_options(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("quantize", help="add optimized / quantized variants to an existing bundle")
     p.add_argument("bundle")
-    p.add_argument("--variants", required=True, help="comma list of variants, or 'all'")
+    p.add_argument("--variants", help="comma list of variants, or 'all'")
     p.add_argument("--calibration", help="calibration texts, one per line")
     p.add_argument("--model", help="source model, when the path recorded in the manifest moved")
     p.add_argument("--force", action="store_true", help="write variants even when they miss their gate")
+    _remote_code_option(p, "to build the torch reference of the gates")
+    _with_tokenizer_option(p)
     _eval_options(p)
     p.set_defaults(func=cmd_quantize)
 
@@ -252,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="source model, when the path recorded in the manifest moved")
     p.add_argument("--variants", help="comma list of variants to re-check (default: all)")
     p.add_argument("--checksums-only", action="store_true", help="only verify files")
+    _remote_code_option(p, "to compute the torch reference")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("info", help="show what a bundle holds")

@@ -1,0 +1,249 @@
+"""Text-in graphs (``--with-tokenizer``): per variant, one graph from a batch of strings to the sentence embedding.
+
+OpenVINO: openvino-tokenizers converts the bundle's tokenizer.json into an OpenVINO tokenizer model that is
+connected in front of the variant's IR; the result is saved as ``<stem>.text.xml/.bin``. Before anything is written
+the converted tokenizer must give the ids ``tokenizers`` gives on every check text, and the text graph must give the
+embeddings the normal runtime gives for that variant (fp32: within 1e-5). ONNX: onnxruntime-extensions' BertTokenizer
+operator is checked the same way; it is not exact on any tokenizer we ship (accent stripping and lower-casing of
+non-Latin scripts differ), so ONNX text graphs are refused with the component named (see README, text-in graphs).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from st_runtime.errors import ExportError, ParityError, UnsupportedModelError
+from st_runtime.manifest import Manifest, VariantSpec
+
+from .text_graph_check import TokenizerConversionError, check_components, check_texts, require_same_ids
+
+__all__ = ["add_text_graphs", "text_graph_bundle", "TokenizerConversionError"]
+
+FP32_ATOL = 1e-5
+OTHER_ATOL = 1e-3  # reduced-precision variants: text graph vs the same variant run by the normal runtime
+
+
+def _require(*names: str):
+    mods = []
+    for name in names:
+        try:
+            mods.append(__import__(name))
+        except ImportError as exc:
+            raise ExportError(f"--with-tokenizer needs {name} (the edge extra): pip install 'st-runtime[edge]'") from exc
+    return mods
+
+
+def _settings_check(manifest: Manifest) -> str:
+    """The manifest settings a text graph bakes in; refuse the ones it cannot (yet)."""
+    if manifest.kind != "sentence-transformer" or manifest.embedding is None:
+        raise UnsupportedModelError(f"Text-in graphs are built for SentenceTransformer bundles; this is a "
+                                    f"{manifest.kind} bundle (cross-encoder text graphs are not built yet).")
+    spec = manifest.embedding
+    prompt = spec.prompts.get(spec.default_prompt_name or "", "") if spec.default_prompt_name else ""
+    if prompt:
+        raise UnsupportedModelError(
+            f"The bundle's default prompt {spec.default_prompt_name!r} ({prompt!r}) would have to be inside the text "
+            "graph; fixed prompts in text graphs are not built yet. Prepend the prompt to each text yourself, or "
+            "export without a default prompt.")
+    if spec.truncate_dim:
+        raise UnsupportedModelError(f"truncate_dim={spec.truncate_dim} is set in the manifest; text graphs give the "
+                                    "full embedding. Slice it yourself, or export without truncate_dim.")
+    if manifest.tokenizer.padding_side != "right":
+        raise UnsupportedModelError("Text graphs pad on the right; this model pads on the left (decoder models are "
+                                    "not supported by --with-tokenizer yet).")
+    return ""
+
+
+def _hf_tokenizer(tokenizer_file: Path, inputs: Sequence[str]):
+    """A transformers fast tokenizer over the bundle's tokenizer.json, without its own padding or truncation."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer.from_file(str(tokenizer_file))
+    tok.no_padding()
+    tok.no_truncation()
+    names = [n for n in inputs if n in ("input_ids", "token_type_ids", "attention_mask")]
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_input_names=names)
+
+
+def _ov_tokenizer(root: Path, manifest: Manifest, inputs: Sequence[str]):
+    ov, ovt = _require("openvino", "openvino_tokenizers")
+    tokenizer_file = root / manifest.tokenizer.file
+    check_components(tokenizer_file, "openvino")
+    length = manifest.tokenizer.max_seq_length
+    try:
+        return ovt.convert_tokenizer(_hf_tokenizer(tokenizer_file, inputs), max_length=length, truncation=length is not None)
+    except Exception as exc:  # openvino-tokenizers raises OVTypeError / its own errors with the component in the text
+        raise TokenizerConversionError(f"openvino-tokenizers could not convert the tokenizer: {str(exc)[:300]}. No "
+                                       "text-in graph was written.") from exc
+
+
+def _ov_ids(compiled, pad_mask_name: str = "attention_mask"):
+    def run(batch: list[str]) -> list[list[int]]:
+        out = compiled(batch)
+        ids, mask = out["input_ids"], out[pad_mask_name]
+        return [list(row[m.astype(bool)]) for row, m in zip(ids, mask)]
+    return run
+
+
+def _connect(ov, tokenizer_model, graph, name: str):
+    """Tokenizer outputs feed the graph inputs of the same name; prompt_length (no prompt) is the constant 0;
+    only ``sentence_embedding`` stays as output."""
+    from openvino import opset13
+
+    produced = {name: out for out in tokenizer_model.outputs for name in out.get_names()}
+    for param in list(graph.get_parameters()):
+        names = param.get_output_tensor(0).get_names()
+        if "prompt_length" in names:
+            source = opset13.constant(np.zeros([1], dtype=np.int64)).output(0)
+        else:
+            match = [produced[n] for n in names if n in produced]
+            if not match:
+                raise ExportError(f"{name}: graph input {sorted(names)} has no tokenizer output to feed it "
+                                  f"(the tokenizer gives {sorted(produced)}).")
+            source = match[0].get_node().input_value(0)  # the tokenizer's value itself, not its Result node
+        for target in param.output(0).get_target_inputs():
+            target.replace_source_output(source)
+    outputs = [o for o in graph.outputs if "sentence_embedding" in o.get_names()]
+    if len(outputs) != 1:
+        raise ExportError(f"{name}: the graph has no single sentence_embedding output "
+                          f"({[sorted(o.get_names()) for o in graph.outputs]}).")
+    # The tokenizer keeps settings (max length, padding) in variables: their Assign sinks come along.
+    return ov.Model([outputs[0].get_node().input_value(0)], list(tokenizer_model.get_sinks()),
+                    list(tokenizer_model.get_parameters()), f"{name}-text")
+
+
+def _build_openvino(root: Path, manifest: Manifest, name: str, spec: VariantSpec, texts: list[str],
+                    reference_ids, progress) -> dict[str, Any]:
+    ov, _ = _require("openvino", "openvino_tokenizers")
+    tokenizer_model = _ov_tokenizer(root, manifest, spec.inputs)
+    core = ov.Core()
+    compiled_tok = core.compile_model(tokenizer_model, "CPU")
+    checked = require_same_ids(texts, reference_ids, _ov_ids(compiled_tok), "openvino-tokenizers",
+                               "normalizer or pre-tokenizer conversion (openvino-tokenizers)")
+    progress(f"{name}: openvino-tokenizers ids equal tokenizers' on {checked} check texts")
+    model = _connect(ov, tokenizer_model, core.read_model(str(root / spec.file)), name)
+    stem = Path(spec.file).stem
+    xml, weights = f"{stem}.text.xml", f"{stem}.text.bin"
+    ov.save_model(model, str(root / xml), compress_to_fp16=False)
+    hint = spec.settings.get("inference_precision", "f32")
+    compiled = core.compile_model(str(root / xml), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+    return {"file": xml, "weights_file": weights, "run": lambda batch: compiled([np.array(batch)])[0],
+            "tokenizer": f"openvino-tokenizers {metadata.version('openvino-tokenizers')}", "checked_texts": checked,
+            "runtime": "openvino + openvino_tokenizers", "inference_precision": hint}
+
+
+def _onnx_tokenizer_ids(root: Path, manifest: Manifest):
+    """onnxruntime-extensions' BertTokenizer operator with the bundle's BertNormalizer settings, one text per call
+    (the operator reads two strings as a pair)."""
+    ort, ortx = _require("onnxruntime", "onnxruntime_extensions")
+    from onnxruntime_extensions import make_onnx_model
+    from onnxruntime_extensions._cuops import SingleOpGraph
+
+    tree = json.loads((root / manifest.tokenizer.file).read_text(encoding="utf-8"))
+    check_components(tree, "onnx")
+    norm = tree["normalizer"]
+    lower = bool(norm.get("lowercase"))
+    strip = norm.get("strip_accents")
+    vocab = "\n".join(t for t, _ in sorted(tree["model"]["vocab"].items(), key=lambda kv: kv[1]))
+    attrs = dict(vocab=vocab, do_lower_case=int(lower), strip_accents=int(lower if strip is None else bool(strip)),
+                 unk_token=tree["model"].get("unk_token", "[UNK]"))
+    if manifest.tokenizer.max_seq_length:
+        attrs["max_length"] = int(manifest.tokenizer.max_seq_length)
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(ortx.get_library_path())
+    session = ort.InferenceSession(make_onnx_model(SingleOpGraph.build_graph("BertTokenizer", **attrs))
+                                   .SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return lambda batch: [list(session.run(None, {"text": np.array([t])})[0]) for t in batch]
+
+
+def _build_onnx(root: Path, manifest: Manifest, name: str, spec: VariantSpec, texts: list[str],
+                reference_ids, progress) -> dict[str, Any]:
+    norm = json.loads((root / manifest.tokenizer.file).read_text(encoding="utf-8")).get("normalizer") or {}
+    checked = require_same_ids(texts, reference_ids, _onnx_tokenizer_ids(root, manifest),
+                               "onnxruntime-extensions",
+                               f"normalizer {norm.get('type')} (lowercase={norm.get('lowercase')}, strip_accents="
+                               f"{norm.get('strip_accents')}) as onnxruntime-extensions' BertTokenizer applies it")
+    raise UnsupportedModelError(
+        f"{name}: onnxruntime-extensions' BertTokenizer matched tokenizers on {checked} texts, but merging it into "
+        "the ONNX graph is not built in this version; use an OpenVINO variant with --with-tokenizer.")
+
+
+BUILDERS = {"openvino": _build_openvino, "onnx": _build_onnx}
+
+
+def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progress=lambda _: None) -> Manifest:
+    """Write a checked text-in graph for each variant in ``names`` ('all': every OpenVINO variant) into the staging folder
+    ``root`` and record it under the variant's ``settings['text_graph']``. Any refusal raises; nothing is recorded."""
+    from st_runtime import SentenceTransformer
+
+    _settings_check(manifest)
+    manifest.write(root)  # the runtime below opens the staging folder from its manifest
+    if list(names) in (["all"], []):  # every variant a text graph is written for (ONNX ones only when named)
+        names = [n for n, v in manifest.variants.items() if v.format == "openvino"]
+        if not names:
+            raise ExportError("--with-tokenizer without variant names writes text graphs for the OpenVINO variants, "
+                              "and the bundle has none: add --variants openvino (ONNX text graphs are refused, see "
+                              "README 'Text-in graphs').")
+    names = list(names)
+    unknown = [n for n in names if n not in manifest.variants]
+    if unknown:
+        raise ExportError(f"--with-tokenizer names variants {unknown} the bundle does not have "
+                          f"({sorted(manifest.variants)}); add them with --variants first.")
+    texts = check_texts(manifest.tokenizer.max_seq_length)
+    for name in names:
+        spec = manifest.variants[name]
+        builder = BUILDERS.get(spec.format)
+        if builder is None:
+            raise UnsupportedModelError(f"Variant {name!r} is a {spec.format} graph; text-in graphs are built for "
+                                        "openvino (and checked for onnx) variants.")
+        check_components(root / manifest.tokenizer.file, spec.format)  # refuse by name before any work
+        runtime = SentenceTransformer(root, variant=name, verify=False)
+        reference_ids = lambda batch, tok=runtime.tokenizer: [ids for ids, _ in tok.encode(batch)]  # noqa: E731
+        progress(f"{name}: building the text-in graph ({spec.format})")
+        built = builder(root, manifest, name, spec, texts, reference_ids, progress)
+        run = built.pop("run")
+        worst = 0.0
+        for start in range(0, len(texts), 32):
+            batch = texts[start:start + 32]
+            got = np.asarray(run(batch), dtype=np.float32)
+            want = runtime.encode(batch, batch_size=32)
+            if not np.all(np.isfinite(got)):
+                raise ParityError(f"{name}: the text-in graph gave non-finite embeddings; nothing was written.")
+            worst = max(worst, float(np.max(np.abs(got - want))))
+        gate = FP32_ATOL if spec.precision == "fp32" else OTHER_ATOL
+        if worst > gate:
+            for rel in (built["file"], built["weights_file"]):
+                (root / rel).unlink(missing_ok=True)
+            raise ParityError(f"{name}: the text-in graph differs from the normal runtime by {worst:.3g} (gate "
+                              f"{gate:g}); nothing was written.")
+        built.update(inputs=["text"], outputs=["sentence_embedding"], max_abs_vs_runtime=worst, gate=gate,
+                     max_seq_length=manifest.tokenizer.max_seq_length, prompt=None)
+        spec.settings["text_graph"] = built
+        progress(f"{name}: text-in graph {built['file']} (max abs vs runtime {worst:.2g} on {len(texts)} texts)")
+    return manifest
+
+
+def text_graph_bundle(bundle_path: str | Path, names: Sequence[str], progress=lambda _: None) -> Path:
+    """Add text-in graphs to an existing bundle (``st-runtime quantize BUNDLE --with-tokenizer``), atomically."""
+    import shutil
+
+    from st_runtime.bundle import Bundle
+
+    from . import bundle_writer
+    from .bundle_steps import seal
+
+    bundle = Bundle.open(bundle_path, verify="all")
+    manifest, dest = bundle.manifest, bundle.root
+    with bundle_writer.staging_dir(dest, overwrite=True) as tmp:
+        shutil.rmtree(tmp)
+        shutil.copytree(dest, tmp)
+        add_text_graphs(tmp, manifest, names, progress)
+        seal(tmp, manifest)
+        bundle_writer.commit(tmp, dest)
+    return dest

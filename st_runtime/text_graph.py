@@ -1,0 +1,59 @@
+"""Run a bundle's text-in graph (``--with-tokenizer``): strings in, sentence embeddings out, no Python tokenizer.
+
+The graph itself needs only ``openvino`` + ``openvino_tokenizers``; this wrapper adds the bundle's checksums and a
+typed error for non-string input (the graph would fail with an opaque message).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .bundle import Bundle
+from .errors import BackendNotInstalledError, InputTypeError, InputValidationError
+
+__all__ = ["TextGraph"]
+
+
+class TextGraph:
+    """The text-in graph of one variant of a bundle."""
+
+    def __init__(self, bundle: str | Path, variant: str | None = None, *, verify: bool | str = True) -> None:
+        opened = Bundle.open(bundle, verify="all" if verify is True else verify)
+        manifest = opened.manifest
+        with_text = [n for n, v in manifest.variants.items() if v.settings.get("text_graph")]
+        name = variant or (with_text[0] if with_text else None)
+        if name is None or name not in with_text:
+            raise InputValidationError(
+                f"{opened.root} has no text-in graph{' for variant ' + repr(variant) if variant else ''} "
+                f"(variants with one: {with_text or 'none'}). Add one with "
+                f"`st-runtime quantize {opened.root} --with-tokenizer {variant or ''}`.")
+        self.variant = name
+        self.settings = dict(manifest.variants[name].settings["text_graph"])
+        self.path = opened.root / self.settings["file"]
+        try:
+            import openvino as ov
+            import openvino_tokenizers  # noqa: F401  (registers the tokenizer operators)
+        except ImportError as exc:
+            raise BackendNotInstalledError(f"Text-in graphs need openvino and openvino-tokenizers ({exc.name} is "
+                                           "missing): pip install 'st-runtime[edge]'") from exc
+        hint = self.settings.get("inference_precision", "f32")
+        self._compiled = ov.Core().compile_model(str(self.path), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+
+    def encode(self, texts: str | Sequence[str]) -> np.ndarray:
+        """(n, dim) float32 embeddings of ``texts`` (one string gives one row of a (1, dim) array)."""
+        batch = [texts] if isinstance(texts, str) else texts
+        if not isinstance(batch, (list, tuple)):
+            raise InputTypeError(f"A text-in graph takes a string or a list of strings, not {type(texts).__name__}.")
+        for i, text in enumerate(batch):
+            if not isinstance(text, str):
+                raise InputTypeError(f"Input {i} is {type(text).__name__} ({text!r:.40}), not a string: a text-in "
+                                     "graph embeds strings only.")
+        if not batch:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.asarray(self._compiled([np.array(list(batch))])[0], dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"TextGraph({self.path.name!r}, variant={self.variant!r})"

@@ -1,0 +1,156 @@
+"""Text-in graphs (--with-tokenizer): built through `st-runtime quantize BUNDLE --with-tokenizer`, then run in a
+subprocess that imports only openvino + openvino_tokenizers + numpy, against the normal runtime; refusals typed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from st_runtime import corpus
+from st_runtime.errors import InputTypeError
+from st_runtime.manifest import Manifest
+
+pytest.importorskip("openvino_tokenizers")
+
+TEXTS = corpus.parity_texts(40, long_words=400) + ["", "🙂👍🏽 emoji", "Mixed 日本語 and Ελληνικά и русский عربي"]
+
+# Imports nothing but these three; fails if anything pulled tokenizers or st_runtime in.
+PLAIN = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import openvino as ov
+    import openvino_tokenizers  # registers the tokenizer operators
+    graph, texts_file, out = sys.argv[1:]
+    texts = json.load(open(texts_file, encoding="utf-8"))
+    compiled = ov.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    np.save(out, compiled([np.array(texts)])[0])
+    banned = sorted(m for m in sys.modules if m.split(".")[0] in ("tokenizers", "st_runtime", "transformers", "torch"))
+    assert not banned, banned
+""")
+
+
+@pytest.fixture(scope="module")
+def text_bundle(export_bundle, tmp_path_factory) -> Path:
+    from st_runtime.cli import main
+
+    bundle = tmp_path_factory.mktemp("text-graph") / "bert-mean"
+    shutil.copytree(export_bundle("bert-mean", ("openvino",)), bundle)
+    assert main(["quantize", str(bundle), "--with-tokenizer", "openvino"]) == 0
+    return bundle
+
+
+def test_plain_openvino_matches_runtime(text_bundle, tmp_path):
+    from st_runtime import SentenceTransformer
+
+    spec = Manifest.read(text_bundle).variants["openvino"]
+    text = spec.settings["text_graph"]
+    assert text["inputs"] == ["text"] and text["outputs"] == ["sentence_embedding"]
+    assert text["checked_texts"] > 200 and text["max_abs_vs_runtime"] <= 1e-5
+    (tmp_path / "texts.json").write_text(json.dumps(TEXTS), encoding="utf-8")
+    script = tmp_path / "plain.py"
+    script.write_text(PLAIN, encoding="utf-8")
+    subprocess.run([sys.executable, str(script), str(text_bundle / text["file"]), str(tmp_path / "texts.json"),
+                    str(tmp_path / "out.npy")], check=True, cwd=tmp_path)
+    got = np.load(tmp_path / "out.npy")
+    want = SentenceTransformer(text_bundle, variant="openvino").encode(TEXTS)
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    alone = SentenceTransformer(text_bundle, variant="onnx").encode(TEXTS)  # the fp32 ONNX graph, tokenizer outside
+    np.testing.assert_allclose(got, alone, atol=1e-5, rtol=0)
+
+
+def test_wrapper_and_info(text_bundle, capsys):
+    from st_runtime.cli import main
+    from st_runtime.text_graph import TextGraph
+
+    graph = TextGraph(text_bundle)
+    assert graph.variant == "openvino"
+    one = graph.encode(TEXTS[3])
+    np.testing.assert_allclose(one[0], graph.encode(TEXTS[:8])[3], atol=1e-5, rtol=0)  # alone vs in a batch
+    for bad in ([1, "a"], [None], b"bytes", ["ok", b"x"]):
+        with pytest.raises(InputTypeError):
+            graph.encode(bad)
+    assert main(["info", str(text_bundle)]) == 0
+    assert "text-in graph openvino_model.text.xml" in capsys.readouterr().out
+
+
+def _staging_copy(bundle: Path, tmp_path: Path) -> tuple[Path, Manifest]:
+    copy = tmp_path / "staging"
+    shutil.copytree(bundle, copy)
+    return copy, Manifest.read(copy)
+
+
+def test_onnx_tokenizer_refused_naming_the_normalizer(export_bundle, tmp_path):
+    """onnxruntime-extensions' BertTokenizer strips accents differently (Japanese dakuten, Cyrillic й): refused."""
+    pytest.importorskip("onnxruntime_extensions")
+    from st_runtime.export.text_graph import TokenizerConversionError, add_text_graphs
+
+    root, manifest = _staging_copy(export_bundle("bert-mean"), tmp_path)
+    with pytest.raises(TokenizerConversionError, match="normalizer BertNormalizer.*strip_accents"):
+        add_text_graphs(root, manifest, ["onnx"])
+    assert not list(root.glob("*.text.*")) and "text_graph" not in manifest.variants["onnx"].settings
+
+
+def test_unsupported_normalizer_refused_before_conversion(export_bundle, tmp_path):
+    from st_runtime.export.text_graph import TokenizerConversionError, add_text_graphs
+
+    root, manifest = _staging_copy(export_bundle("bert-mean", ("openvino",)), tmp_path)
+    tree = json.loads((root / "tokenizer.json").read_text(encoding="utf-8"))
+    tree["normalizer"] = {"type": "Sequence", "normalizers": [tree["normalizer"], {"type": "Nmt"}]}
+    (root / "tokenizer.json").write_text(json.dumps(tree), encoding="utf-8")
+    with pytest.raises(TokenizerConversionError, match=r"normalizer\.normalizers\[1\] is 'Nmt'"):
+        add_text_graphs(root, manifest, ["openvino"])
+    assert not list(root.glob("*.text.*"))
+
+
+def test_unknown_variant_and_prompt_refused(export_bundle, tmp_path):
+    from st_runtime.errors import ExportError, UnsupportedModelError
+    from st_runtime.export.text_graph import add_text_graphs
+
+    root, manifest = _staging_copy(export_bundle("bert-mean"), tmp_path)
+    with pytest.raises(ExportError, match="openvino-int8"):
+        add_text_graphs(root, manifest, ["openvino-int8"])
+    manifest.embedding.prompts = {"query": "query: "}
+    manifest.embedding.default_prompt_name = "query"
+    with pytest.raises(UnsupportedModelError, match="default prompt 'query'"):
+        add_text_graphs(root, manifest, ["onnx"])
+
+
+@pytest.mark.slow
+def test_unigram_conversion_mismatch_refused(export_bundle, tmp_path):
+    """XLM-R's Unigram tokenizer: openvino-tokenizers 2026.4.1 tokenizes a zero-width space and a tab differently
+    from tokenizers (3 of 207 check texts), so the text graph is refused rather than approximated."""
+    from st_runtime.export.text_graph import TokenizerConversionError, add_text_graphs
+
+    root, manifest = _staging_copy(export_bundle("xlmr-mean", ("openvino",)), tmp_path)
+    with pytest.raises(TokenizerConversionError, match="openvino-tokenizers tokenizer conversion is not exact"):
+        add_text_graphs(root, manifest, ["openvino"])
+    assert not list(root.glob("*.text.*"))
+
+
+def test_readme_snippet_runs(text_bundle, capsys):
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Text-in graphs", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code.replace("bundles/m/", f"{text_bundle}/"), "README", "exec"), {})
+    assert capsys.readouterr().out.strip() == "(2, 32) float32"
+
+
+@pytest.mark.slow
+def test_minilm_text_graph_exact(export_bundle, tmp_path):
+    """The shipped all-MiniLM-L6-v2: ids equal on every check text, text graph within 1e-5 of the runtime."""
+    from st_runtime.export.text_graph import add_text_graphs
+
+    root, manifest = _staging_copy(export_bundle("minilm-real", ("openvino",)), tmp_path)
+    add_text_graphs(root, manifest, ["openvino"])
+    text = manifest.variants["openvino"].settings["text_graph"]
+    assert text["checked_texts"] == 207 and text["max_abs_vs_runtime"] <= 1e-5
