@@ -123,3 +123,5 @@ def test_cli_opens_the_bundle_kind(export_bundle, text_file, tmp_path, capsys, r
     assert main(["embed", str(bundle), str(text_file), str(out), "--task", "query", "--chunk-size", "30"]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     _assert_sparse_rows(pq.read_table(str(out)), router.encode_query(TEXTS))
+    assert main(["embed", str(bundle), str(text_file), str(tmp_path / "long.parquet"), "--long-text", "chunk"]) == 2
+    assert "--long-text chunk applies to dense bundles" in capsys.readouterr().err
