@@ -5,20 +5,26 @@ from __future__ import annotations
 from typing import Iterator, Sequence
 
 from st_runtime.bundle import Bundle
-from st_runtime.errors import ExportError, ParityError
+from st_runtime.errors import ExportError, ParityError, RemoteCodeError
 
 from .source import load_source
 
 
-def revalidate(bundle: Bundle, model: str | None = None, variants: Sequence[str] = ()) -> Iterator[str]:
-    """Yield one line per check; raise ParityError when a variant no longer meets its recorded bound."""
+def revalidate(bundle: Bundle, model: str | None = None, variants: Sequence[str] = (),
+               trust_remote_code: bool = False) -> Iterator[str]:
+    """Yield one line per check; raise ParityError when a variant no longer meets its recorded bound.
+
+    A source model with its own modeling code raises RemoteCodeError (nothing imported) unless
+    ``trust_remote_code``; a source that cannot be loaded here only skips parity."""
     manifest = bundle.manifest
     missing = set(variants) - set(manifest.variants)
     if missing:
         raise ParityError(f"Variants {sorted(missing)} are not in this bundle; it has {sorted(manifest.variants)}.")
     target = model or manifest.source.get("path") or manifest.source.get("model")
     try:
-        source = load_source(target, kind=manifest.kind)
+        source = load_source(target, kind=manifest.kind, trust_remote_code=trust_remote_code)
+    except RemoteCodeError:
+        raise  # the user's decision, not a missing model: say so instead of skipping
     except ExportError as exc:
         yield f"parity: skipped (the source model {target!r} cannot be loaded here: {exc})"
         return

@@ -284,14 +284,17 @@ def _default_calibration(kind: str) -> list:
 
 def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibration: Sequence[str] | None = None,
                     force: bool = False, model: str | None = None, progress=lambda _: None,
-                    eval_tasks: Sequence = ()) -> Path:
-    """Add variants to an existing bundle: copy it to a staging folder, build, and swap it in atomically."""
+                    eval_tasks: Sequence = (), trust_remote_code: bool = False) -> Path:
+    """Add variants to an existing bundle: copy it to a staging folder, build, and swap it in atomically.
+
+    A source model with its own modeling code is refused (before any of it is imported) unless
+    ``trust_remote_code``, as ``export_model`` does."""
     from .source import load_source
 
     bundle = Bundle.open(bundle_path, verify="all")
     manifest = bundle.manifest
     target = model or manifest.source.get("path") or manifest.source.get("model")
-    source = load_source(target, kind=manifest.kind)
+    source = load_source(target, kind=manifest.kind, trust_remote_code=trust_remote_code)
     dest = bundle.root
     with bundle_writer.staging_dir(dest, overwrite=True) as tmp:
         shutil.rmtree(tmp)

@@ -95,7 +95,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         raise SystemExit("quantize needs --variants, --with-tokenizer, or both")
     if args.variants:
         quantize_bundle(args.bundle, _split(args.variants), calibration=calibration, force=args.force,
-                        model=args.model, progress=progress, eval_tasks=_eval_tasks(args))
+                        model=args.model, progress=progress, eval_tasks=_eval_tasks(args),
+                        trust_remote_code=args.trust_remote_code)
     if _with_tokenizer(args) is not None:
         from st_runtime.export.text_graph import text_graph_bundle
 
@@ -115,7 +116,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except ImportError:
         print("parity: skipped (torch / the export extra is not installed; checksums were verified)")
         return 0
-    for line in validate.revalidate(bundle, model=args.model, variants=_split(args.variants)):
+    for line in validate.revalidate(bundle, model=args.model, variants=_split(args.variants),
+                                       trust_remote_code=args.trust_remote_code):
         print(line)
     return 0
 
@@ -241,6 +243,12 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
                         "of torch fp32's Spearman on it; recorded in the manifest")
 
 
+def _remote_code_option(p: argparse.ArgumentParser, why: str) -> None:
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help=f"allow a model with its own modeling code (auto_map) to run that code here, {why}; "
+                        "the bundle never contains or runs it (refused without this flag, before any code is imported)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="st-runtime", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -256,9 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", help="calibration texts for static int8, one per line (refused when they "
                                          "overlap the evaluation texts)")
     p.add_argument("--force", action="store_true", help="write variants even when they miss their accuracy gate")
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow a model with its own modeling code (auto_map) to run that code here, to be traced; "
-                        "the bundle never contains or runs it")
+    _remote_code_option(p, "to be traced")
     _with_tokenizer_option(p)
     _eval_options(p)
     p.set_defaults(func=cmd_export)
@@ -269,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", help="calibration texts, one per line")
     p.add_argument("--model", help="source model, when the path recorded in the manifest moved")
     p.add_argument("--force", action="store_true", help="write variants even when they miss their gate")
+    _remote_code_option(p, "to build the torch reference of the gates")
     _with_tokenizer_option(p)
     _eval_options(p)
     p.set_defaults(func=cmd_quantize)
@@ -278,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="source model, when the path recorded in the manifest moved")
     p.add_argument("--variants", help="comma list of variants to re-check (default: all)")
     p.add_argument("--checksums-only", action="store_true", help="only verify files")
+    _remote_code_option(p, "to compute the torch reference")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("info", help="show what a bundle holds")

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .errors import InputValidationError
+from .long_text import check_long_text
 from .quantization import PRECISIONS, quantize_embeddings
 from .similarity import resolve_similarity_name
 
@@ -102,6 +103,9 @@ class EncodeConfig:
     ``ranges`` are the int8/uint8 quantization buckets (shape (2, dim): per-dimension min and max, as
     ``quantize_embeddings(..., ranges=...)`` takes them); None means sentence-transformers' default of computing them
     from the embeddings being quantized. ``max_batch_tokens`` caps each batch's padded tokens (None: no cap).
+    ``long_text`` says what happens to a text past max_seq_length: "truncate" (sentence-transformers' behaviour) or
+    "chunk" (overlapping windows ``chunk_stride`` tokens apart, pooled with ``chunk_pooling``; see
+    ``st_runtime.long_text``).
     """
 
     prompts: Mapping[str, str] = field(default_factory=FrozenDict)
@@ -114,9 +118,14 @@ class EncodeConfig:
     ranges: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     max_batch_tokens: int | None = DEFAULT_BATCH_TOKENS
     similarity_fn_name: str = "cosine"
+    long_text: str = "truncate"
+    chunk_stride: int | None = None
+    chunk_pooling: str = "mean"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        mode, stride, pooling = check_long_text(self.long_text, self.chunk_stride, self.chunk_pooling)
+        set_(self, "chunk_stride", stride)
         set_(self, "prompts", _prompts(self.prompts))
         _check_default_prompt(self.prompts, self.default_prompt_name)
         set_(self, "max_seq_length", _optional_positive("max_seq_length", self.max_seq_length))

@@ -107,7 +107,8 @@ class GraphRunner:
         """
         tokenizer = tokenizer or self.tokenizer
         limit = self.width_limit(tokenizer)
-        for indices in plan_batches([len(ids) for ids, _ in rows], batch_size, max_tokens, self.pad_multiple):
+        lengths = rows.lengths() if hasattr(rows, "lengths") else [len(ids) for ids, _ in rows]  # long_text.Windows
+        for indices in plan_batches(lengths, batch_size, max_tokens, self.pad_multiple):
             batch = [rows[i] for i in indices]
             width = padded_width(max(len(ids) for ids, _ in batch), self.pad_multiple, limit)
             encoded = tokenizer.pad(batch, width=width)

@@ -180,6 +180,15 @@ class SentenceTransformer(RunnerModel):
     def similarity_fn_name(self, value: str) -> None:
         self._set_config(self._config.replace(similarity_fn_name=value))
 
+    def set_long_text(self, long_text: str = "chunk", chunk_stride: int | None = None,
+                      chunk_pooling: str = "mean") -> "SentenceTransformer":
+        """What every later call does with a text past max_seq_length (a new configuration, so pool workers,
+        ``embed`` and the server follow it): "chunk" (windows ``chunk_stride`` tokens apart, pooled by
+        ``chunk_pooling``) or "truncate". Returns the model."""
+        self._set_config(self._config.replace(long_text=long_text, chunk_stride=chunk_stride,
+                                              chunk_pooling=chunk_pooling))
+        return self
+
     def get_embedding_dimension(self) -> int:
         """Output dimension, after ``truncate_dim`` if set."""
         dim = self._spec.dimension
@@ -193,7 +202,8 @@ class SentenceTransformer(RunnerModel):
     # ----- encoding -----------------------------------------------------------------------------------
     def call_config(self, config: EncodeConfig | None = None, *, truncate_dim: int | None = None,
                     normalize_embeddings: bool = False, precision: str = "float32",
-                    max_batch_tokens: Any = _FROM_CONFIG) -> EncodeConfig:
+                    max_batch_tokens: Any = _FROM_CONFIG, long_text: str | None = None,
+                    chunk_stride: int | None = None, chunk_pooling: str | None = None) -> EncodeConfig:
         """The configuration one ``encode`` call runs with: ``config`` (default: the model's) plus the call's
         arguments. Call arguments add to the configuration (a truncate_dim, normalizing, a precision other than
         float32); they never undo it."""
@@ -209,6 +219,9 @@ class SentenceTransformer(RunnerModel):
             changes["precision"] = precision
         if max_batch_tokens is not _FROM_CONFIG:
             changes["max_batch_tokens"] = max_batch_tokens
+        for name, value in (("long_text", long_text), ("chunk_stride", chunk_stride), ("chunk_pooling", chunk_pooling)):
+            if value is not None:
+                changes[name] = value
         config = config.replace(**changes) if changes else config
         if config.truncate_dim is not None and config.truncate_dim > self._spec.dimension:
             raise InputValidationError(
@@ -235,6 +248,9 @@ class SentenceTransformer(RunnerModel):
         *,
         max_batch_tokens: int | None = _FROM_CONFIG,
         config: EncodeConfig | None = None,
+        long_text: str | None = None,
+        chunk_stride: int | None = None,
+        chunk_pooling: str | None = None,
         **kwargs: Any,
     ) -> np.ndarray | list:
         """Embed one text (1-D result) or a list (2-D result), with sentence-transformers' semantics.
@@ -244,7 +260,10 @@ class SentenceTransformer(RunnerModel):
         multi-process pool on those devices, as sentence-transformers does. Ours: ``max_batch_tokens`` caps each
         batch at that many padded tokens (default: the configuration's, 4096; None for no cap): results are the
         same, peak memory is bounded. ``config`` runs the call with another ``EncodeConfig`` (``model.config.replace
-        (...)``), for instance one with stored int8 ranges.
+        (...)``), for instance one with stored int8 ranges. ``long_text="chunk"`` embeds a text past
+        max_seq_length whole, as overlapping windows ``chunk_stride`` tokens apart pooled by ``chunk_pooling``
+        ('mean', 'weighted' by window tokens, 'max'; see ``st_runtime.long_text``); default: the configuration's
+        ("truncate", as sentence-transformers does).
         """
         if "sentences" in kwargs:  # sentence-transformers' old name of ``inputs``
             legacy = kwargs.pop("sentences")
@@ -257,7 +276,12 @@ class SentenceTransformer(RunnerModel):
             )
         batch_size = positive_int("batch_size", batch_size)
         config = self.call_config(config, truncate_dim=truncate_dim, normalize_embeddings=normalize_embeddings,
-                                  precision=precision, max_batch_tokens=max_batch_tokens)
+                                  precision=precision, max_batch_tokens=max_batch_tokens, long_text=long_text,
+                                  chunk_stride=chunk_stride, chunk_pooling=chunk_pooling)
+        if config.long_text == "chunk" and output_value != "sentence_embedding":
+            raise InputValidationError(
+                f"long_text='chunk' pools windows into sentence embeddings; output_value={output_value!r} needs "
+                "long_text='truncate'.")
         texts, single = text_batch(inputs)
         prompt = config.resolve_prompt(prompt, prompt_name)
         del task  # routing by task needs a Router module, which bundles do not have: prompts carry the task
@@ -306,6 +330,10 @@ class SentenceTransformer(RunnerModel):
         quantize once, after joining, so every row shares one set of ranges)."""
         tokenizer = self._tokenizer_for(config)
         full = [prompt + text for text in texts] if prompt else texts
+        if output_value == "sentence_embedding" and config.long_text == "chunk":
+            rows = tokenizer.with_max_length(None).encode(full)  # windows are cut from the whole text
+            return self.encode_tokenized(rows, prompt, config=config, batch_size=batch_size,
+                                         show_progress_bar=show_progress_bar, quantize=quantize)
         rows = tokenizer.encode(full)
         if output_value == "sentence_embedding":
             return self.encode_tokenized(rows, prompt, config=config, batch_size=batch_size,
@@ -341,28 +369,46 @@ class SentenceTransformer(RunnerModel):
         Returns an (n, dim) array, float32 unless the precision says otherwise.
         """
         config = self.call_config(config, max_batch_tokens=max_batch_tokens)
-        prompt_length = self._tokenizer_for(config).prompt_length(prompt) if prompt and not config.include_prompt \
-            else 0
-        return self.encode_rows(rows, config, prompt_length=prompt_length, batch_size=batch_size,
-                                show_progress_bar=show_progress_bar, quantize=quantize)
+        tokenizer = self._tokenizer_for(config)
+        head = tokenizer.prompt_length(prompt) if prompt and (not config.include_prompt or
+                                                              config.long_text == "chunk") else 0
+        return self.encode_rows(rows, config, prompt_length=head if not config.include_prompt else 0,
+                                batch_size=batch_size, show_progress_bar=show_progress_bar, quantize=quantize,
+                                head_length=head if prompt else None)
 
     def encode_rows(self, rows: Rows, config: EncodeConfig | None = None, *, prompt_length: int = 0,
-                    batch_size: int = 32, show_progress_bar: bool = False, quantize: bool = True) -> np.ndarray:
+                    batch_size: int = 32, show_progress_bar: bool = False, quantize: bool = True,
+                    head_length: int | None = None) -> np.ndarray:
         """``encode_tokenized`` with the prompt's token count given directly (``prompt_length``: the tokens to
-        exclude from pooling when ``config.include_prompt`` is False, ``model.tokenizer.prompt_length(prompt)``)."""
+        exclude from pooling when ``config.include_prompt`` is False, ``model.tokenizer.prompt_length(prompt)``).
+
+        With ``config.long_text == "chunk"``, ``rows`` may be longer than max_seq_length (tokenized without
+        truncation); each is cut into windows that repeat its first ``head_length`` tokens (the added tokens and
+        the prompt, ``model.tokenizer.prompt_length(prompt)``; None: the added tokens only), and pooled."""
         config = self.call_config(config)
         batch_size = positive_int("batch_size", batch_size)
         tokenizer = self._tokenizer_for(config)
-        dim = config.truncate_dim or self._spec.dimension
+        windows = None
+        limit = self._runner.width_limit(tokenizer)
+        if config.long_text == "chunk" and limit is not None:
+            from .long_text import Windows, added_tokens
+
+            head, tail = added_tokens(self._runner.tokenizer)
+            windows = rows = Windows(rows, limit, head if head_length is None else head_length, tail,
+                                     config.chunk_stride)
+        dim = self._spec.dimension if windows is not None else config.truncate_dim or self._spec.dimension
         out = np.zeros((len(rows), dim), dtype=np.float32)
         bar = tqdm(total=len(rows), desc="Batches", unit="text") if show_progress_bar and rows else None
         for indices, _, outputs in self._row_batches(rows, tokenizer, batch_size, config.max_batch_tokens,
                                                      self._extra(prompt_length), ["sentence_embedding"]):
-            out[indices] = self._finish(outputs["sentence_embedding"], config)
+            emb = outputs["sentence_embedding"]
+            out[indices] = emb if windows is not None else self._finish(emb, config)
             if bar is not None:
                 bar.update(len(indices))
         if bar is not None:
             bar.close()
+        if windows is not None:  # pooled as the model's own output, then truncate_dim / normalize as usual
+            out = self._finish(windows.pool(out, config.chunk_pooling, self._spec.normalized), config)
         return config.quantize(out) if quantize else out
 
     def _extra(self, prompt_length: int) -> dict[str, np.ndarray] | None:

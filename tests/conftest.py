@@ -72,3 +72,42 @@ def minilm_reference(model_path):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(model_path("minilm-real")), device="cpu")
+
+
+# ----- coverage matrix records (benchmarks/coverage_matrix.py renders them into the README) ------------------------
+COVERAGE_ENV = "ST_RUNTIME_COVERAGE_RESULTS"
+
+
+@pytest.fixture
+def coverage(request):
+    """coverage(architecture, check, value=None): when $ST_RUNTIME_COVERAGE_RESULTS names a file, this test's outcome
+    (passed / failed / skipped) is appended to it as one JSON line per claim (``value``: what the cell shows when it
+    passed, e.g. the fused operators). Without the variable it records nothing."""
+    claims: list[dict] = []
+    request.node._coverage_claims = claims
+
+    def claim(architecture: str, check: str, value=None) -> None:
+        claims.append({"architecture": architecture, "check": check, "value": value})
+
+    return claim
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    import os
+
+    path = os.environ.get(COVERAGE_ENV)
+    claims = getattr(item, "_coverage_claims", None)
+    if not path or not claims or (report.when != "call" and report.passed):
+        return
+    import json
+    import time
+
+    with open(path, "a", encoding="utf-8") as out:
+        for claim in claims:
+            record = {**claim, "outcome": report.outcome, "test": item.nodeid, "when": report.when,
+                      "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            out.write(json.dumps(record) + "\n")
+    claims.clear()  # one record per claim, from the first phase that decided it

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..auto_policy_args import add_auto_policy_arguments, auto_policy_kwargs
+from ..long_text import add_cli_options
 
 
 def run(args: argparse.Namespace) -> int:
     kwargs = {"prompt_name": args.prompt_name, "truncate_dim": args.truncate_dim,
               "normalize_embeddings": args.normalize, "precision": args.precision}
+    long_text = {"long_text": args.long_text, "chunk_stride": args.chunk_stride, "chunk_pooling": args.chunk_pooling}
     if args.ray or args.ray_address:
         from .ray_job import embed_file_ray
 
@@ -22,12 +24,13 @@ def run(args: argparse.Namespace) -> int:
                              rows_per_batch=args.chunk_size, column=args.column, variant=variant,
                              ship_bundle=args.ship_bundle, batch_size=args.batch_size,
                              calibration_embeddings=args.calibration_embeddings,
-                             calibration_size=args.calibration_size, **kwargs)
+                             calibration_size=args.calibration_size, **kwargs, **long_text)
     else:
         from ..sentence_transformer import SentenceTransformer
         from .local import embed_file
 
         model = SentenceTransformer(args.bundle, variant=args.variant, **auto_policy_kwargs(args))
+        model.set_long_text(**long_text)
         out = embed_file(model, args.input, args.output, chunk_size=args.chunk_size, column=args.column,
                          prompt_name=args.prompt_name, truncate_dim=args.truncate_dim, normalize=args.normalize,
                          precision=args.precision, batch_size=args.batch_size, restart=args.restart,
@@ -54,6 +57,7 @@ def register(sub) -> None:
                    help="int8/uint8: a .npy of float embeddings whose per-dimension min/max give the ranges")
     p.add_argument("--calibration-size", type=int, default=10_000,
                    help="int8/uint8: ranges from this many texts at the start of the input (default 10000)")
+    add_cli_options(p)
     p.add_argument("--restart", action="store_true", help="discard an interrupted run instead of resuming it")
     p.add_argument("--ray", action="store_true", help="run on Ray Data (a local cluster unless --ray-address)")
     p.add_argument("--ray-address", default=None, help="address of an existing cluster, e.g. ray://head:10001 or auto")

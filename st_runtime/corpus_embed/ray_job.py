@@ -102,7 +102,9 @@ def _with_fixed_ranges(bundle: str | Path, variant: str | None, input_path: Path
     model = SentenceTransformer(bundle, variant=variant)
     config = model.call_config(truncate_dim=kwargs.pop("truncate_dim", None),
                                normalize_embeddings=bool(kwargs.pop("normalize_embeddings", False)),
-                               precision=kwargs.pop("precision"))
+                               precision=kwargs.pop("precision"), long_text=kwargs.pop("long_text", None),
+                               chunk_stride=kwargs.pop("chunk_stride", None),
+                               chunk_pooling=kwargs.pop("chunk_pooling", None))
     ranges = calibration_ranges(model, config, input_path, column, kwargs.get("prompt_name"),
                                 kwargs.get("batch_size", 32), calibration_size or CALIBRATION_SIZE,
                                 calibration_embeddings)

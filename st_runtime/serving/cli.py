@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="tokens per merged call (and padded tokens per sub-batch)")
     g.add_argument("--batch-wait-ms", type=float, default=5.0,
                    help="how long the oldest waiting request may wait for others to join its batch")
+    from ..long_text import add_cli_options
+
+    add_cli_options(p.add_argument_group("long texts (embedding models)"))
     g = p.add_argument_group("request limits")
     g.add_argument("--max-inputs", type=_positive(int), default=512, help="inputs per request (413 above)")
     g.add_argument("--max-input-chars", type=_positive(int), default=None, help="characters per input")
@@ -123,19 +126,11 @@ def build_config(args: argparse.Namespace):
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        raise SystemExit(f"`st-runtime serve` needs the serve extra ({exc.name} is missing): "
-                         "pip install 'st-runtime[serve]'") from None
+def load_models(args: argparse.Namespace) -> dict:
+    """Name -> opened model for each BUNDLE argument, with the server-wide --long-text setting applied."""
     from ..errors import InputValidationError
-    from .app import create_app, load_model, parse_model_arg
-    from .server import serve
+    from .app import load_model, parse_model_arg
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
-    config = build_config(args)
     models = {}
     for arg in args.bundles:
         name, path = parse_model_arg(arg)
@@ -143,7 +138,28 @@ def run(args: argparse.Namespace) -> int:
             raise InputValidationError(f"Two models are named {name!r}; name them with NAME=PATH.")
         models[name] = load_model(path, variant=args.variant, device=args.device, threads=args.threads,
                                   **auto_policy_kwargs(args))
+        if args.long_text != "truncate" or args.chunk_stride is not None:
+            if not hasattr(models[name], "set_long_text"):
+                raise InputValidationError(f"--long-text applies to dense embedding models; {name!r} is a "
+                                           f"{type(models[name]).__name__}: serve it from another server.")
+            models[name].set_long_text(args.long_text, args.chunk_stride, args.chunk_pooling)
         print(f"[serve] {name}: {models[name]!r}", flush=True)
+    return models
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit(f"`st-runtime serve` needs the serve extra ({exc.name} is missing): "
+                         "pip install 'st-runtime[serve]'") from None
+    from .app import create_app
+    from .server import serve
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
+    config = build_config(args)
+    models = load_models(args)
     app = create_app(models, config)
     auth = f"{len(config.api_keys)} API key(s)" if config.api_keys else "no API key (anyone who reaches the port)"
     print(f"[serve] http://{args.host}:{args.port}  (POST /v1/embeddings, /embed, /rerank, /similarity, /tokenize; "

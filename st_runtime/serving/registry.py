@@ -93,9 +93,11 @@ def _run_embedding(served: "ServedModel", prompt: Any, texts: list, rows: list[R
     if hasattr(model, "encode_rows") and hasattr(model, "config"):
         # One tokenization: the engine runs on the rows the server made (prompt already prepended).
         config = engine_config(served)
-        length = model.tokenizer.prompt_length(prompt) if prompt and not config.include_prompt else 0
-        return np.asarray(model.encode_rows(rows, config, prompt_length=length, batch_size=cfg.max_batch_size),
-                          dtype=np.float32)
+        chunk = getattr(config, "long_text", "truncate") == "chunk"
+        length = model.tokenizer.prompt_length(prompt) if prompt and (chunk or not config.include_prompt) else 0
+        head = {"head_length": length if prompt else None} if chunk else {}  # windows repeat the prompt
+        return np.asarray(model.encode_rows(rows, config, prompt_length=0 if config.include_prompt else length,
+                                            batch_size=cfg.max_batch_size, **head), dtype=np.float32)
     return np.asarray(model.encode(texts, prompt=prompt or None, batch_size=cfg.max_batch_size,
                                    max_batch_tokens=cfg.max_batch_tokens), dtype=np.float32)
 
@@ -197,6 +199,8 @@ class ServedModel:
         input longer than max_seq_length is a 413 instead of being cut. Runs in a thread (tokenizers is GIL-free)."""
         tokenizer = self.model.tokenizer
         batch = [_with_prompt(prompt, t) for t in items] if prompt else list(items)
+        if getattr(getattr(self.model, "config", None), "long_text", "truncate") == "chunk":
+            return tokenizer.with_max_length(None).encode(batch)  # --long-text chunk: the model cuts windows
         if truncate or tokenizer.max_seq_length is None:
             return tokenizer.encode(batch)
         rows, cut = tokenizer.encode_checked(batch)

@@ -26,7 +26,8 @@ def _reference(name, model_path):
 
 
 @pytest.mark.parametrize("name", BI_ENCODERS)
-def test_bi_encoder_parity(name, export_bundle, model_path):
+def test_bi_encoder_parity(name, export_bundle, model_path, coverage):
+    coverage(name, "onnx_exact")
     bundle = export_bundle(name)
     ref = _reference(name, model_path)
     ours = SentenceTransformer(bundle)
@@ -64,7 +65,8 @@ def test_similarity_matches(export_bundle, model_path):
 
 
 @pytest.mark.parametrize("name", CROSS_ENCODERS)
-def test_cross_encoder_parity(name, export_bundle, model_path):
+def test_cross_encoder_parity(name, export_bundle, model_path, coverage):
+    coverage(name, "onnx_exact")
     from sentence_transformers import CrossEncoder as TorchCE
 
     pairs = corpus.query_passage_pairs(24, seed=9) + [("short", corpus.passages(1, seed=8, min_words=900,
@@ -93,8 +95,9 @@ ARCHITECTURES = ["bert-mean", "qwen3-lasttoken", *(pytest.param(name, marks=pyte
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
-def test_openvino_runs_every_architecture(name, export_bundle, model_path):
+def test_openvino_runs_every_architecture(name, export_bundle, model_path, coverage):
     """Each architecture also converts to OpenVINO IR and stays exact, or the bundle says it cannot."""
+    coverage(name, "openvino_exact")
     pytest.importorskip("openvino")
     bundle = export_bundle(name, ("openvino",))
     ours = SentenceTransformer(bundle, variant="openvino") if "openvino" in SentenceTransformer(

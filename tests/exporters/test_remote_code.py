@@ -52,7 +52,9 @@ def test_refused_without_the_flag_before_any_code_is_imported(tmp_path, model_pa
         export_model(str(model_path(NAME)), out)
 
 
-def test_exported_with_the_flag_exact_and_code_free(tmp_path, model_path, env):
+def test_exported_with_the_flag_exact_and_code_free(tmp_path, model_path, env, coverage):
+    coverage(NAME, "onnx_exact")
+    coverage(NAME, "openvino_exact")
     marker = Path(env["ST_RUNTIME_REMOTE_CODE_MARKER"])
     marker.unlink(missing_ok=True)
     out = tmp_path / "bundle"
@@ -79,3 +81,30 @@ def test_exported_with_the_flag_exact_and_code_free(tmp_path, model_path, env):
     proc = subprocess.run([sys.executable, "-c", check, str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not marker.exists()
+
+
+def test_quantize_and_validate_need_the_flag_too(tmp_path, model_path, env, capsys):
+    """`quantize` and `validate` load the torch model again: refused without --trust-remote-code, before any of
+    its code is imported (the bundle left as it was), and working with it."""
+    from st_runtime.cli import main
+    from st_runtime.export.export import export_model
+
+    out = export_model(str(model_path(NAME)), tmp_path / "bundle", trust_remote_code=True)
+    marker = Path(env["ST_RUNTIME_REMOTE_CODE_MARKER"])
+    marker.unlink(missing_ok=True)
+    before = (out / "st_runtime.json").read_bytes()
+    both = ("import sys; from st_runtime.cli import main; "
+            "print([main(['quantize', sys.argv[1], '--variants', 'onnx-opt']), main(['validate', sys.argv[1]])])")
+    proc = subprocess.run([sys.executable, "-c", both, str(out)], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.stdout.strip().splitlines()[-1] == "[2, 2]", (proc.stdout, proc.stderr[-2000:])
+    assert proc.stderr.count("runs its own Python code") == 2 and "--trust-remote-code" in proc.stderr, proc.stderr
+    assert not marker.exists()
+    assert (out / "st_runtime.json").read_bytes() == before
+    # with the flag (in this process, where the test models' code is importable anyway)
+    assert main(["quantize", str(out), "--variants", "onnx-opt", "--trust-remote-code"]) == 0
+    assert "onnx-opt" in json.loads((out / "st_runtime.json").read_text())["variants"]
+    capsys.readouterr()
+    assert main(["validate", str(out), "--trust-remote-code"]) == 0
+    printed = capsys.readouterr().out
+    assert "onnx: parity OK" in printed and "onnx-opt: parity OK" in printed, printed
+    assert not [p for p in out.rglob("*") if p.suffix in (".py", ".pyc")]

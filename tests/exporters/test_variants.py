@@ -19,7 +19,9 @@ def tiny_all(export_bundle):
 
 
 @pytest.mark.parametrize("variant", ALL)
-def test_tiny_variant_passes_gate_and_runs(tiny_all, variant):
+def test_tiny_variant_passes_gate_and_runs(tiny_all, variant, coverage):
+    if variant == "onnx-int8-dynamic":
+        coverage("bert-mean", "int8_gate", f"yes ({variant})")
     model = SentenceTransformer(tiny_all, variant=variant)
     spec = model.manifest.variants[variant]
     assert spec.accuracy["passed"] is True and spec.accuracy["gate"]
@@ -60,7 +62,9 @@ def test_bf16_runs_in_bf16_and_auto_takes_it_only_with_bf16_units(tiny_all, monk
     assert loading.choose_variant(bundle, "auto", "cpu") == "openvino"
 
 
-def test_exact_variants_are_exact(tiny_all):
+def test_exact_variants_are_exact(tiny_all, coverage):
+    fused = SentenceTransformer(tiny_all).manifest.variants["onnx-opt"].settings.get("fused_ops") or {}
+    coverage("bert-mean", "fusions", ", ".join(sorted(fused)) or "none")
     base = SentenceTransformer(tiny_all).encode(TEXTS)
     for variant in ("onnx-opt", "openvino"):
         assert np.abs(SentenceTransformer(tiny_all, variant=variant).encode(TEXTS) - base).max() <= 1e-5
