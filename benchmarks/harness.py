@@ -65,16 +65,39 @@ def _parity(reference: dict, candidate: dict, kind: str) -> dict:
     if kind == "cross-encoder":
         ref, cand = reference["pairs"].ravel(), candidate["pairs"].ravel()
         return {"max_abs": float(np.abs(ref - cand).max()), "spearman": spearman(ref, cand)}
+    if kind == "multi-vector-encoder":
+        return _multi_vector_parity(reference, candidate)
     ref = np.concatenate([reference["queries"], reference["passages"]]).astype(np.float64)
     cand = np.concatenate([candidate["queries"], candidate["passages"]]).astype(np.float64)
     unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # noqa: E731
     cos = (unit(ref) * unit(cand)).sum(1)
     nq = len(reference["queries"])
+    if kind == "sparse-encoder":  # scored by dot product, as SparseEncoder.similarity does by default
+        return {"max_abs": float(np.abs(ref - cand).max()), "mean_cosine": float(cos.mean()),
+                "active_dims_same": float(np.mean([set(np.nonzero(r)[0]) == set(np.nonzero(c)[0])
+                                                   for r, c in zip(ref, cand)])),
+                "top10_overlap": topk_overlap(ref[:nq] @ ref[nq:].T, cand[:nq] @ cand[nq:].T)}
     return {
         "max_abs": float(np.abs(ref - cand).max()),
         "mean_cosine": float(cos.mean()),
         "top10_overlap": topk_overlap(unit(ref[:nq]) @ unit(ref[nq:]).T, unit(cand[:nq]) @ unit(cand[nq:]).T),
     }
+
+
+def _multi_vector_parity(reference: dict, candidate: dict) -> dict:
+    """Per-token max abs difference (when both kept the same tokens) and MaxSim top-10 overlap."""
+    from st_runtime.export.gates import topk_overlap
+    from st_runtime.multi_vector_encoder import maxsim
+
+    def split(data: dict, name: str) -> list[np.ndarray]:
+        return np.split(data[name], np.cumsum(data[f"{name}_lengths"])[:-1])
+
+    same_tokens = all(np.array_equal(reference[f"{n}_lengths"], candidate[f"{n}_lengths"])
+                      for n in ("queries", "passages"))
+    max_abs = max(float(np.abs(reference[n] - candidate[n]).max(initial=0)) for n in ("queries", "passages")) \
+        if same_tokens else float("inf")
+    scores = [maxsim(split(d, "queries"), split(d, "passages")) for d in (reference, candidate)]
+    return {"max_abs": max_abs, "same_tokens": same_tokens, "top10_overlap": topk_overlap(*scores)}
 
 
 def run_benchmark(bundle_path: str | Path, out_dir: str | Path, *, variants: Sequence[str] | None = None,

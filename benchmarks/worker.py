@@ -14,6 +14,29 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 
+# The model class of each bundle kind, with the same name in st_runtime and sentence_transformers.
+_CLASSES = {"cross-encoder": "CrossEncoder", "sparse-encoder": "SparseEncoder",
+            "multi-vector-encoder": "MultiVectorEncoder"}
+
+
+def _outputs(call, kind: str, sets: dict) -> dict:
+    """Each text set's result as arrays the harness compares: dense rows (sparse: densified), or for multi-vector
+    the token vectors of all texts one after another plus ``NAME_lengths``."""
+    import numpy as np
+
+    out = {}
+    for name, texts in sets.items():
+        if kind == "sparse-encoder":
+            out[name] = np.asarray(call(texts, batch_size=32, convert_to_sparse_tensor=False), dtype=np.float32)
+        elif kind == "multi-vector-encoder":
+            rows = [np.asarray(r, dtype=np.float32) for r in call(texts, batch_size=32)]
+            out[name] = np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+            out[f"{name}_lengths"] = np.array([len(r) for r in rows], dtype=np.int64)
+        else:
+            out[name] = np.asarray(call(texts, batch_size=32), dtype=np.float32)
+    return out
+
+
 def _load(system: str, bundle: str, source: str | None, kind: str, device: str):
     """(encode function, threads description, batch shapes list) for 'torch', 'torch-fp16', 'torch-bf16',
     'variant:NAME', 'st:BACKEND[:FILE]'. Every batch the system runs appends its (rows, padded length) to the list."""
@@ -21,7 +44,7 @@ def _load(system: str, bundle: str, source: str | None, kind: str, device: str):
     if system.startswith("variant:"):
         import st_runtime
 
-        cls = st_runtime.CrossEncoder if kind == "cross-encoder" else st_runtime.SentenceTransformer
+        cls = getattr(st_runtime, _CLASSES.get(kind, "SentenceTransformer"))
         model = cls(bundle, variant=system.split(":", 1)[1], device=device)
         call = model.predict if kind == "cross-encoder" else model.encode
         session = model._runner.session
@@ -41,8 +64,9 @@ def _load(system: str, bundle: str, source: str | None, kind: str, device: str):
         model = CrossEncoder(source, device=device)
         call = model.predict
     else:
-        from sentence_transformers import SentenceTransformer
+        import sentence_transformers
 
+        SentenceTransformer = getattr(sentence_transformers, _CLASSES.get(kind, "SentenceTransformer"))
         # 'st:onnx' or 'st:openvino', optionally ':FILE' for one of ST's exported graphs (e.g. its int8 ones).
         backend, _, file_name = (system.split(":", 1)[1] if system.startswith("st:") else "torch").partition(":")
         kwargs = {"backend": backend} if backend != "torch" else {}
@@ -126,7 +150,7 @@ def main() -> None:
     result["latency"] = _latency(call, first[: min(len(first), 200)])
     import numpy as np
 
-    outputs = {name: np.asarray(call(texts, batch_size=32), dtype=np.float32) for name, texts in sets.items()}
+    outputs = _outputs(call, args.kind, sets)
     np.savez(Path(args.out).with_suffix(".npz"), **outputs)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(args.out).write_text(json.dumps(result))

@@ -43,10 +43,8 @@ def _components(tree: dict[str, Any], field: str) -> list[tuple[str, str]]:
     if node is None:
         return []
     out = [(field, node.get("type", "?"))]
-    members = node.get("normalizers") or node.get("pretokenizers") or node.get("processors") or []
-    for i, member in enumerate(members):
-        out.append((f"{field}.{'normalizers' if 'normalizers' in node else 'pretokenizers' if 'pretokenizers' in node else 'processors'}[{i}]",
-                    member.get("type", "?")))
+    for key in ("normalizers", "pretokenizers", "processors"):
+        out += [(f"{field}.{key}[{i}]", member.get("type", "?")) for i, member in enumerate(node.get(key) or [])]
     return out
 
 

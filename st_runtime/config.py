@@ -103,6 +103,8 @@ class EncodeConfig:
     ``ranges`` are the int8/uint8 quantization buckets (shape (2, dim): per-dimension min and max, as
     ``quantize_embeddings(..., ranges=...)`` takes them); None means sentence-transformers' default of computing them
     from the embeddings being quantized. ``max_batch_tokens`` caps each batch's padded tokens (None: no cap).
+    ``max_active_dims`` (SparseEncoder: keep that many largest dimensions) and ``task`` (a Router route or a
+    multi-vector side: 'query', 'document') are read only by the sparse and multi-vector encoders.
     ``long_text`` says what happens to a text past max_seq_length: "truncate" (sentence-transformers' behaviour) or
     "chunk" (overlapping windows ``chunk_stride`` tokens apart, pooled with ``chunk_pooling``; see
     ``st_runtime.long_text``).
@@ -118,6 +120,8 @@ class EncodeConfig:
     ranges: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     max_batch_tokens: int | None = DEFAULT_BATCH_TOKENS
     similarity_fn_name: str = "cosine"
+    max_active_dims: int | None = None
+    task: str | None = None
     long_text: str = "truncate"
     chunk_stride: int | None = None
     chunk_pooling: str = "mean"
@@ -129,6 +133,9 @@ class EncodeConfig:
         set_(self, "prompts", _prompts(self.prompts))
         _check_default_prompt(self.prompts, self.default_prompt_name)
         set_(self, "max_seq_length", _optional_positive("max_seq_length", self.max_seq_length))
+        set_(self, "max_active_dims", _optional_positive("max_active_dims", self.max_active_dims))
+        if self.task is not None and not isinstance(self.task, str):
+            raise InputValidationError(f"task must be a route name such as 'query' or 'document', got {self.task!r}.")
         set_(self, "truncate_dim", _optional_positive("truncate_dim", self.truncate_dim))
         set_(self, "max_batch_tokens", _optional_positive("max_batch_tokens", self.max_batch_tokens))
         if self.precision not in PRECISIONS:

@@ -61,3 +61,30 @@ def test_gpu_check_without_cuda_reports_the_users_error(export_bundle, tmp_path)
         pytest.skip("this machine has the CUDA provider")
     assert main([str(export_bundle("bert-mean")), "--out", str(tmp_path)]) == 0
     assert "st-runtime[gpu]" in json.loads((tmp_path / "gpu_check.json").read_text())["cuda"]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("name", [
+    "multivec-dense",
+    pytest.param("splade-router", marks=pytest.mark.slow),  # the same harness path; the sparse parity row
+])
+def test_harness_new_kinds(export_bundle, tmp_path, name):
+    """Sparse and multi-vector bundles: throughput of each variant next to their torch class, parity by kind."""
+    from st_runtime.bench.harness import run_benchmark
+
+    bundle = export_bundle(name, ("openvino",))
+    results = run_benchmark(bundle, tmp_path, variants=["onnx"], n_queries=8, n_passages=8, batch_sizes="1,4",
+                            repeats=1)
+    assert set(results["systems"]) == {"torch", "variant:onnx"}, results["systems"]
+    for system, figures in results["systems"].items():
+        assert "error" not in figures, (system, figures)
+        assert figures["throughput"]["passages"]["4"]["median"] > 0
+    parity = results["systems"]["variant:onnx"]["parity"]
+    assert parity["max_abs"] <= 1e-5 and parity["top10_overlap"] == 1.0
+    if name.startswith("multivec"):
+        assert parity["same_tokens"]
+    else:
+        assert parity["active_dims_same"] == 1.0
+    assert "| variant:onnx |" in (tmp_path / "results.md").read_text()

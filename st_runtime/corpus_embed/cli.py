@@ -13,7 +13,13 @@ def run(args: argparse.Namespace) -> int:
               "normalize_embeddings": args.normalize, "precision": args.precision}
     long_text = {"long_text": args.long_text, "chunk_stride": args.chunk_stride, "chunk_pooling": args.chunk_pooling}
     if args.ray or args.ray_address:
+        from ..errors import InputValidationError
+        from ..model_kinds import bundle_kind
         from .ray_job import embed_file_ray
+
+        if bundle_kind(args.bundle) in ("sparse-encoder", "multi-vector-encoder") or args.task or args.max_active_dims:
+            raise InputValidationError("embed --ray runs dense SentenceTransformer bundles; embed a sparse or "
+                                       "multi-vector bundle without --ray (one process, every core).")
 
         variant = args.variant
         if variant == "auto":  # chosen once here, so every worker runs the same variant under the same rule
@@ -26,15 +32,23 @@ def run(args: argparse.Namespace) -> int:
                              calibration_embeddings=args.calibration_embeddings,
                              calibration_size=args.calibration_size, **kwargs, **long_text)
     else:
-        from ..sentence_transformer import SentenceTransformer
+        from ..model_kinds import open_model
         from .local import embed_file
 
-        model = SentenceTransformer(args.bundle, variant=args.variant, **auto_policy_kwargs(args))
-        model.set_long_text(**long_text)
+        model = open_model(args.bundle, variant=args.variant, **auto_policy_kwargs(args))
+        if hasattr(model, "set_long_text"):
+            model.set_long_text(**long_text)
+        elif args.long_text != "truncate":
+            from ..errors import InputValidationError
+
+            raise InputValidationError(f"--long-text {args.long_text} applies to dense bundles; this "
+                                       f"{model.manifest.kind} bundle truncates at max_seq_length, as "
+                                       "sentence-transformers does.")
         out = embed_file(model, args.input, args.output, chunk_size=args.chunk_size, column=args.column,
                          prompt_name=args.prompt_name, truncate_dim=args.truncate_dim, normalize=args.normalize,
                          precision=args.precision, batch_size=args.batch_size, restart=args.restart,
-                         calibration_embeddings=args.calibration_embeddings, calibration_size=args.calibration_size)
+                         calibration_embeddings=args.calibration_embeddings, calibration_size=args.calibration_size,
+                         max_active_dims=args.max_active_dims, task=args.task)
     print(f"wrote {out}")
     return 0
 
@@ -43,7 +57,8 @@ def register(sub) -> None:
     p = sub.add_parser("embed", help="embed a corpus file (.txt/.jsonl/.parquet) into Parquet or .npy")
     p.add_argument("bundle")
     p.add_argument("input", help=".txt (one text per line), .jsonl or .parquet")
-    p.add_argument("output", help=".parquet (id, text_hash, embedding) or .npy; with Ray, a folder is also allowed")
+    p.add_argument("output", help=".parquet (id, text_hash, embedding; sparse: indices, values) or .npy (dense); "
+                   "with Ray, a folder is also allowed")
     p.add_argument("--column", default="text", help="text column for .jsonl / .parquet (default: text)")
     p.add_argument("--chunk-size", type=int, default=4096, help="texts per resumable chunk (Ray: per batch)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per model call")
@@ -57,6 +72,9 @@ def register(sub) -> None:
                    help="int8/uint8: a .npy of float embeddings whose per-dimension min/max give the ranges")
     p.add_argument("--calibration-size", type=int, default=10_000,
                    help="int8/uint8: ranges from this many texts at the start of the input (default 10000)")
+    p.add_argument("--task", default=None,
+                   help="sparse / multi-vector: 'query' or 'document' (a Router's route; the multi-vector side)")
+    p.add_argument("--max-active-dims", type=int, default=None, help="sparse: keep this many largest dimensions")
     add_cli_options(p)
     p.add_argument("--restart", action="store_true", help="discard an interrupted run instead of resuming it")
     p.add_argument("--ray", action="store_true", help="run on Ray Data (a local cluster unless --ray-address)")

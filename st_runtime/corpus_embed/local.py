@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from ..errors import InputValidationError
 from ..quantization import check_precision
+from . import families
 from .sinks import chunk_table, join_parts, write_part
 from .sources import read_chunks
 
@@ -32,6 +33,7 @@ def partial_dir(output: Path) -> Path:
 def encode_settings(model: Any, prompt_name: str | None, truncate_dim: int | None, normalize: bool,
                     precision: str, batch_size: int) -> dict:
     return {"model": str(getattr(model, "bundle", None) and model.bundle.root), "variant": model.variant,
+            "kind": families.kind_of(model),
             "prompt_name": prompt_name, "truncate_dim": truncate_dim, "normalize": normalize, "precision": precision,
             "batch_size": batch_size}
 
@@ -71,8 +73,8 @@ def embed_file(model: Any, input_path: str | Path, output: str | Path, *, chunk_
                column: str = "text", prompt_name: str | None = None, truncate_dim: int | None = None,
                normalize: bool = False, precision: str = "float32", batch_size: int = 32, restart: bool = False,
                progress: bool = True, stop_after_chunks: int | None = None,
-               calibration_embeddings: str | Path | None = None, calibration_size: int = CALIBRATION_SIZE
-               ) -> Path | None:
+               calibration_embeddings: str | Path | None = None, calibration_size: int = CALIBRATION_SIZE,
+               max_active_dims: int | None = None, task: str | None = None) -> Path | None:
     """Embed every text of ``input_path`` into ``output`` (.parquet or .npy).
 
     Every chunk runs with one configuration (``model.config`` plus these settings). For int8/uint8 the ranges are
@@ -82,12 +84,26 @@ def embed_file(model: Any, input_path: str | Path, output: str | Path, *, chunk_
     sidecar ``OUTPUT.config.json``; the bundle and variant that made the rows in ``st_runtime.source``). Finished chunks are kept as parts in a hidden ``.OUTPUT.partial`` folder, so
     an interrupted run resumes from the last completed chunk; the output appears (by rename) only when every chunk
     is done. ``stop_after_chunks`` stops early on purpose (used to test resuming) and returns None.
+
+    A SparseEncoder or MultiVectorEncoder writes Parquet only, with its own columns (see ``families``);
+    ``max_active_dims`` (sparse) and ``task`` (a Router route, or a multi-vector query/document side) apply to them.
     """
     input_path, output = Path(input_path), Path(output)
     if output.suffix not in (".parquet", ".npy"):
         raise InputValidationError(f"Output must end in .parquet or .npy, got {output.name!r}.")
     check_precision(precision)
-    config = model.call_config(truncate_dim=truncate_dim, normalize_embeddings=normalize, precision=precision)
+    kind = families.kind_of(model)
+    if kind == "dense":
+        if max_active_dims is not None or task is not None:
+            raise InputValidationError("--max-active-dims and --task apply to sparse and multi-vector bundles; "
+                                       "for a dense model use --prompt-name.")
+        config = model.call_config(truncate_dim=truncate_dim, normalize_embeddings=normalize, precision=precision)
+    else:
+        if output.suffix != ".parquet":
+            raise InputValidationError(f"A {kind} bundle embeds into Parquet (variable-length rows); name the output "
+                                       f"{output.with_suffix('.parquet').name!r} instead of {output.name!r}.")
+        config = families.family_config(model, truncate_dim=truncate_dim, normalize=normalize, precision=precision,
+                                        max_active_dims=max_active_dims, task=task)
     settings = encode_settings(model, prompt_name, truncate_dim, normalize, precision, batch_size)
     settings["chunk_size"], settings["column"] = chunk_size, column
     settings["config"] = {k: v for k, v in config.to_dict().items() if k != "ranges"}
@@ -126,8 +142,12 @@ def embed_file(model: Any, input_path: str | Path, output: str | Path, *, chunk_
             if stop_after_chunks is not None and chunks_now >= stop_after_chunks:
                 bar.close()
                 return None
-            embeddings = model.encode(texts, batch_size=batch_size, prompt_name=prompt_name, config=config)
-            write_part(part, chunk_table(next_id, texts, embeddings))
+            if kind == "dense":
+                embeddings = model.encode(texts, batch_size=batch_size, prompt_name=prompt_name, config=config)
+                table = chunk_table(next_id, texts, embeddings)
+            else:
+                table = families.encode_chunk_table(model, next_id, texts, config, prompt_name, batch_size)
+            write_part(part, table)
             done_now += len(texts)
             chunks_now += 1
             bar.set_postfix(texts_per_s=f"{done_now / (time.perf_counter() - started):.0f}")
@@ -139,7 +159,8 @@ def embed_file(model: Any, input_path: str | Path, output: str | Path, *, chunk_
         raise InputValidationError(f"{input_path} holds no texts.")
     join_parts(parts, output, metadata={"st_runtime.config": json.dumps(config.to_dict()),
                                         "st_runtime.source": json.dumps({"model": settings["model"],
-                                                                         "variant": settings["variant"]})})
+                                                                         "variant": settings["variant"],
+                                                                         "kind": kind})})
     if output.suffix == ".npy":
         sidecar = output.with_name(output.name + ".config.json")
         sidecar.write_text(json.dumps(config.to_dict(), indent=1) + "\n", encoding="utf-8")

@@ -12,6 +12,7 @@ from ..errors import InputValidationError, StRuntimeError
 
 # Columns shown for IR unless --metrics says otherwise (every metric is in --json).
 _IR_COLUMNS = ("accuracy@1", "recall@10", "mrr@10", "ndcg@10", "map@100")
+_SPARSE_COLUMNS = ("query_active_dims", "corpus_active_dims")
 
 
 def _variants(manifest, requested: str | None) -> list[str]:
@@ -31,6 +32,8 @@ def _evaluator(args: argparse.Namespace, kind: str):
     from .information_retrieval import InformationRetrievalEvaluator
     from .reranking import CrossEncoderRerankingEvaluator
 
+    if kind in ("sparse-encoder", "multi-vector-encoder"):
+        return _family_evaluator(args, kind)
     wanted = "cross-encoder" if args.rerank else "sentence-transformer"
     if kind != wanted:
         option = "--rerank" if args.rerank else ("--sts" if args.sts else "--ir")
@@ -40,29 +43,50 @@ def _evaluator(args: argparse.Namespace, kind: str):
         return EmbeddingSimilarityEvaluator(s1, s2, scores, batch_size=args.batch_size, write_csv=False,
                                             truncate_dim=args.truncate_dim)
     if args.ir:
-        queries, corpus, qrels = (data.read_texts(args.ir[0]), data.read_texts(args.ir[1]),
-                                  data.read_qrels(args.ir[2]))
-        missing = sorted({cid for cids in qrels.values() for cid in cids} - set(corpus))
-        if missing:  # counted as never retrieved, as sentence-transformers does; say so
-            print(f"warning: qrels name {len(missing)} corpus id(s) that are not in the corpus, e.g. {missing[:3]}; "
-                  "they count as relevant documents never retrieved.", file=sys.stderr)
-        return InformationRetrievalEvaluator(queries, corpus, qrels, batch_size=args.batch_size, write_csv=False,
+        return InformationRetrievalEvaluator(*_ir_data(args), batch_size=args.batch_size, write_csv=False,
                                              truncate_dim=args.truncate_dim)
     return CrossEncoderRerankingEvaluator(data.read_rerank(args.rerank), at_k=args.at_k,
                                           batch_size=args.batch_size, write_csv=False)
 
 
+def _ir_data(args: argparse.Namespace):
+    from . import data
+
+    queries, corpus, qrels = (data.read_texts(args.ir[0]), data.read_texts(args.ir[1]), data.read_qrels(args.ir[2]))
+    missing = sorted({cid for cids in qrels.values() for cid in cids} - set(corpus))
+    if missing:  # counted as never retrieved, as sentence-transformers does; say so
+        print(f"warning: qrels name {len(missing)} corpus id(s) that are not in the corpus, e.g. {missing[:3]}; "
+              "they count as relevant documents never retrieved.", file=sys.stderr)
+    return queries, corpus, qrels
+
+
+def _family_evaluator(args: argparse.Namespace, kind: str):
+    """Sparse (dot) and multi-vector (MaxSim) bundles: information retrieval only, as ST's family evaluators."""
+    from .families_retrieval import MultiVectorInformationRetrievalEvaluator, SparseInformationRetrievalEvaluator
+
+    if not args.ir:
+        raise InputValidationError(f"A {kind} bundle is evaluated with --ir QUERIES CORPUS QRELS (retrieval); "
+                                   f"{'--sts' if args.sts else '--rerank'} needs a sentence-transformer "
+                                   f"{'' if args.sts else 'or cross-encoder '}bundle.")
+    if args.truncate_dim is not None:
+        raise InputValidationError(f"--truncate-dim applies to dense bundles, not to a {kind} bundle.")
+    if kind == "sparse-encoder":
+        return SparseInformationRetrievalEvaluator(*_ir_data(args), batch_size=args.batch_size, write_csv=False,
+                                                   max_active_dims=args.max_active_dims)
+    if args.max_active_dims is not None:
+        raise InputValidationError("--max-active-dims applies to sparse bundles only.")
+    return MultiVectorInformationRetrievalEvaluator(*_ir_data(args), batch_size=args.batch_size, write_csv=False)
+
+
 def _open_model(kind: str, bundle: str, variant: str, device: str | None, verify: bool):
-    if kind == "cross-encoder":
-        from ..cross_encoder import CrossEncoder
+    from ..model_kinds import open_model
 
-        return CrossEncoder(bundle, variant=variant, device=device, verify=verify)
-    from ..sentence_transformer import SentenceTransformer
-
-    return SentenceTransformer(bundle, variant=variant, device=device, verify=verify)
+    return open_model(bundle, variant=variant, device=device, verify=verify)
 
 
 def _columns(results: dict[str, dict[str, float]], evaluator, requested: str | None) -> list[str]:
+    from .information_retrieval import InformationRetrievalEvaluator
+
     keys = list(next(iter(results.values())))
     if requested == "all":
         return keys
@@ -72,8 +96,8 @@ def _columns(results: dict[str, dict[str, float]], evaluator, requested: str | N
         if not picked:
             raise InputValidationError(f"None of {names} is a metric here; choose from {keys}.")
         return picked
-    if type(evaluator).__name__ == "InformationRetrievalEvaluator":
-        return [k for k in keys if k.split("_", 1)[-1] in _IR_COLUMNS]
+    if isinstance(evaluator, InformationRetrievalEvaluator):  # the sparse one adds active dims and FLOPS
+        return [k for k in keys if k.split("_", 1)[-1] in _IR_COLUMNS or k in _SPARSE_COLUMNS]
     return keys
 
 
@@ -121,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
                           "skipped": skipped}, indent=2))
         return 0
     what = "STS" if args.sts else ("IR" if args.ir else "reranking")
+    if manifest.kind in ("sparse-encoder", "multi-vector-encoder"):
+        what = f"{manifest.kind} IR"
     print(f"{what} evaluation of {bundle.root} (primary metric: {evaluator.primary_metric})")
     for line in _table(results, seconds, skipped, _columns(results, evaluator, args.metrics)):
         print(line)
@@ -146,6 +172,8 @@ def register(sub: Any) -> None:
                                                    f"(IR default: {', '.join(_IR_COLUMNS)})")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--truncate-dim", type=int, default=None, help="bi-encoders: evaluate truncated embeddings")
+    p.add_argument("--max-active-dims", type=int, default=None,
+                   help="sparse bundles: keep this many largest dimensions of queries and documents")
     p.add_argument("--at-k", type=int, default=10, help="rerank: cut-off for MRR and NDCG (default 10)")
     p.add_argument("--device", default=None, help="cpu (default), cuda, cuda:N")
     p.add_argument("--json", action="store_true", help="print every metric of every variant as JSON")

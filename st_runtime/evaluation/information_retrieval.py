@@ -163,7 +163,7 @@ class InformationRetrievalEvaluator(BaseEvaluator):
             top_k = min(max_k, end - start)
             rows_per_block = max(1, _SCORE_BLOCK // max(1, end - start))
             for fn, score_function in score_functions.items():
-                for q0 in range(0, len(query_embeddings), rows_per_block):
+                for q0 in range(0, _rows(query_embeddings), rows_per_block):
                     block = np.asarray(score_function(query_embeddings[q0 : q0 + rows_per_block], chunk))
                     for offset, idx in enumerate(top_k_per_row(block, top_k, ranks)):
                         query_hits = hits[fn][q0 + offset]
@@ -230,6 +230,12 @@ class InformationRetrievalEvaluator(BaseEvaluator):
     def get_config_dict(self) -> dict[str, Any]:
         keys = ("truncate_dim", "query_prompt", "query_prompt_name", "corpus_prompt", "corpus_prompt_name")
         return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+
+
+def _rows(embeddings: Any) -> int:
+    """Number of embeddings in a 2-D array, a sparse matrix (no len()) or a list of multi-vector arrays."""
+    shape = getattr(embeddings, "shape", None)
+    return int(shape[0]) if shape is not None else len(embeddings)
 
 
 def _dcg(is_relevant: list[bool], k: int) -> float:

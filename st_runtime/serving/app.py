@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import api_cohere, api_openai, api_similarity, api_sparse, api_tei
+from . import api_cohere, api_multi_vector, api_openai, api_similarity, api_sparse, api_tei
 from .config import ServeConfig
 from .core import Call, RouteSpec, ServingCore
 from .errors import ApiError
@@ -41,7 +41,7 @@ __all__ = ["create_app", "ServeConfig", "load_model", "parse_model_arg", "DEFAUL
 logger = logging.getLogger("st_runtime.serving")
 
 # Order matters where paths are shared: Cohere claims /rerank bodies with "documents" before TEI takes the rest.
-DEFAULT_ADAPTERS = (api_openai, api_cohere, api_tei, api_similarity, api_sparse)
+DEFAULT_ADAPTERS = (api_openai, api_cohere, api_tei, api_similarity, api_sparse, api_multi_vector)
 
 
 class _Held:

@@ -197,12 +197,13 @@ class ServingCore:
             raise ApiError(422, str(exc), "invalid_value", param=param) from None
 
     async def infer(self, call: Call, served: ServedModel, items: Sequence, *, prompt: str = "",
-                    truncate: bool = True, param: str = "input") -> tuple[Any, int]:
+                    truncate: bool = True, param: str = "input", key: Any = None) -> tuple[Any, int]:
         """Result rows for ``items`` (texts or pairs) and their token count: admission, one tokenization, queue
-        bounds, batching, all within the request timeout."""
+        bounds, batching, all within the request timeout. ``key`` (default: the prompt) is what merged jobs share
+        and what the model kind's ``run`` receives."""
         with self.admission():
             try:
-                return await asyncio.wait_for(self._infer(call, served, items, prompt, truncate, param),
+                return await asyncio.wait_for(self._infer(call, served, items, prompt, truncate, param, key),
                                               self.config.request_timeout)
             except asyncio.TimeoutError:
                 raise ApiError(504, f"The request did not finish within {self.config.request_timeout:g} s "
@@ -212,23 +213,26 @@ class ServingCore:
             except (InputValidationError, InputTypeError) as exc:
                 raise ApiError(422, str(exc), "invalid_value", param=param) from None
 
-    async def _infer(self, call, served, items, prompt, truncate, param) -> tuple[Any, int]:
+    async def _infer(self, call, served, items, prompt, truncate, param, key=None) -> tuple[Any, int]:
         call.log["model"] = served.name
         with served.batcher.arriving():
             rows = await self.tokenize(served, items, prompt, truncate, param)
         tokens = sum(len(ids) for ids, _ in rows)
         self.check_queue(served, tokens)
-        result = await served.batcher.submit(list(zip(items, rows)), tokens, prompt or None)
+        result = await served.batcher.submit(list(zip(items, rows)), tokens, key if key is not None else prompt or None)
         self.metrics.count_inputs(served.name, len(items), tokens)
         call.log.update(inputs=len(items), tokens=tokens)
         return result, tokens
 
     async def embed(self, call: Call, served: ServedModel, texts: list[str], *, prompt_name: Any = None,
-                    truncate: Any = None, param: str = "input") -> tuple[np.ndarray, int]:
-        """Embeddings (float32, the model's own normalization) of ``texts`` and their token count."""
+                    truncate: Any = None, param: str = "input", task: str | None = None) -> tuple[np.ndarray, int]:
+        """Embeddings (float32, the model's own normalization) of ``texts`` and their token count; ``task`` (a
+        multi-vector side or a Router route) makes the batch key (task, prompt)."""
         texts = self.limit_inputs(texts, param)
         prompt = served.resolve_prompt(prompt_name)
-        return await self.infer(call, served, texts, prompt=prompt, truncate=self.truncation(truncate), param=param)
+        key = (task, prompt) if task is not None else None
+        return await self.infer(call, served, texts, prompt=prompt, truncate=self.truncation(truncate), param=param,
+                                key=key)
 
     async def score(self, call: Call, served: ServedModel, query: str, documents: list[str], *, raw: bool = False,
                     truncate: Any = None, prompt_name: Any = None, param: str = "texts") -> tuple[np.ndarray, int]:

@@ -38,20 +38,13 @@ def load_model(path: str | Path, *, variant: str | None = None, device: str | No
                threads: int | None = None, **auto_policy: Any) -> Any:
     """Open a bundle as the class its manifest names; ``auto_policy`` (``allow_batch_dependent``,
     ``min_retention``, ``min_top10``) constrains ``variant="auto"`` as in the Python API."""
-    from ..manifest import MANIFEST_NAME, Manifest
-    from ..sentence_transformer import SentenceTransformer
+    from ..model_kinds import open_model
 
-    root = Path(path).expanduser()
-    kind = Manifest.read(root).kind if (root / MANIFEST_NAME).is_file() else None
-    if kind == "cross-encoder":
-        from ..cross_encoder import CrossEncoder
+    return open_model(path, variant=variant, device=device, threads=threads, **auto_policy)
 
-        return CrossEncoder(root, variant=variant, device=device, threads=threads, **auto_policy)
-    if kind == "sparse-encoder":
-        from ..sparse_encoder import SparseEncoder
 
-        return SparseEncoder(root, variant=variant, device=device, threads=threads, **auto_policy)
-    return SentenceTransformer(root, variant=variant, device=device, threads=threads, **auto_policy)
+# The route that serves each model kind whose results the dense endpoints cannot return.
+OWN_ROUTE = {"sparse": "/embed_sparse", "multi-vector": "/embed_multi_vector"}
 
 
 # ----- model kinds ------------------------------------------------------------------------------------------
@@ -255,10 +248,13 @@ class ModelRegistry:
         if name is None:
             if len(of_kind) == 1:
                 return of_kind[0]
-            sparse = [m.name for m in self.models.values() if m.kind == "sparse"]
-            if not of_kind and kind == "embedding" and sparse:
-                raise ApiError(400, f"No dense embedding model is served here: {sparse} are sparse models, whose "
-                                    "embeddings this endpoint cannot return. Use POST /embed_sparse.",
+            others = [m for m in self.models.values() if m.kind in OWN_ROUTE]
+            if not of_kind and kind == "embedding" and others:
+                names = [m.name for m in others]
+                kinds = " / ".join(dict.fromkeys(f"{m.kind} models" for m in others))
+                routes = " or ".join(dict.fromkeys(f"POST {OWN_ROUTE[m.kind]}" for m in others))
+                raise ApiError(400, f"No dense embedding model is served here: {names} are {kinds}, whose "
+                                    f"embeddings this endpoint cannot return. Use {routes}.",
                                "wrong_model_kind", param="model")
             if not of_kind:
                 raise ApiError(404, f"No {what} model is served here.", "model_not_found", param="model")
@@ -268,7 +264,8 @@ class ModelRegistry:
             raise invalid(f"'model' must be a string, got {type(name).__name__}.", "model", "invalid_type")
         served = self.get(name)
         if served.kind != kind:
-            hint = " Sparse models answer POST /embed_sparse." if served.kind == "sparse" else ""
+            hint = f" {served.kind.capitalize()} models answer POST {OWN_ROUTE[served.kind]}." \
+                if served.kind in OWN_ROUTE else ""
             raise ApiError(400, f"The model {name!r} is a {served.kind} model, not an {what} model;{hint} "
                                 f"{what} models here: {[m.name for m in of_kind]}.", "wrong_model_kind", param="model")
         return served

@@ -47,3 +47,18 @@ def test_dense_and_sparse_side_by_side(sparse_model, export_bundle):
         assert client.post("/embed_sparse", json={"inputs": TEXTS}).status_code == 200
         wrong = client.post("/embed_sparse", json={"inputs": TEXTS, "model": "bert"})
         assert wrong.status_code == 400
+
+
+def test_embed_sparse_task_picks_the_route(export_bundle):
+    router = SparseEncoder(export_bundle("splade-router", ("openvino",)))
+    with TestClient(create_app({"splade": router}, ServeConfig())) as client:
+        for task, expected in (("query", router.encode_query(TEXTS)), ("document", router.encode_document(TEXTS))):
+            reply = client.post("/embed_sparse", json={"inputs": TEXTS, "task": task})
+            assert reply.status_code == 200, reply.text
+            for row, got in enumerate(reply.json()):
+                ref = expected[[row]].tocoo()
+                assert [e["index"] for e in got] == ref.col.tolist()
+                assert np.abs(np.array([e["value"] for e in got]) - ref.data).max() <= 1e-6
+        unknown = client.post("/embed_sparse", json={"inputs": TEXTS, "task": "nope"})
+        assert unknown.status_code == 422 and "No route found for task 'nope'" in unknown.text
+        assert client.post("/embed_sparse", json={"inputs": TEXTS, "task": 3}).status_code == 422
