@@ -1,0 +1,18 @@
+"""st_runtime.bench.footprint: per-variant figures from a fresh process, not inherited from the caller."""
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.torch
+
+
+def test_variant_footprint_is_the_child_s_own(export_bundle):
+    from st_runtime.bench.footprint import bundle_footprint, variant_footprint
+
+    bundle = export_bundle("bert-mean")
+    ballast = np.ones(400_000_000 // 8)  # 400 MB in this process: ru_maxrss would carry it into the child
+    figures = variant_footprint(bundle, "onnx")
+    assert 20 < figures["peak_rss_mb"] < 390 and figures["load_s"] > 0 and figures["texts"] == 128
+    rows = bundle_footprint(bundle)
+    assert rows["onnx"]["accurate"] and 0 < rows["onnx"]["file_mb"] < 50 and rows["onnx"]["peak_rss_mb"] > 0
+    del ballast
