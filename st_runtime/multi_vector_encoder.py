@@ -123,17 +123,6 @@ class MultiVectorEncoder(TaskEncoding):
     def __repr__(self) -> str:
         return f"MultiVectorEncoder({str(self.bundle.root)!r}, variant={self.variant!r}, device={self.device!r})"
 
-    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
-        if prompt is None:
-            if prompt_name is not None:
-                if prompt_name not in self.prompts:
-                    raise InputValidationError(f"Prompt name {prompt_name!r} not found in the configured prompts "
-                                               f"dictionary with keys {list(self.prompts)!r}.")
-                return self.prompts[prompt_name]
-            if self.default_prompt_name is not None:
-                return self.prompts.get(self.default_prompt_name)
-        return prompt
-
     def _length_for(self, task: str | None) -> int | None:
         if task == "query" and self._spec.query_length is not None:
             return self._spec.query_length

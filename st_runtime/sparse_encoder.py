@@ -144,19 +144,6 @@ class SparseEncoder(TaskEncoding):
         return f"SparseEncoder({self._where()!r}, variant={self.variant!r}, device={self.device!r})"
 
     # ----- encoding -----------------------------------------------------------------------------------
-    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
-        if prompt is None:
-            if prompt_name is not None:
-                if prompt_name not in self.prompts:
-                    raise InputValidationError(f"Prompt name {prompt_name!r} not found in the configured prompts "
-                                               f"dictionary with keys {list(self.prompts)!r}.")
-                return self.prompts[prompt_name]
-            if self.default_prompt_name is not None:
-                return self.prompts.get(self.default_prompt_name)
-        elif prompt_name is not None:
-            logger.warning("Provide either a `prompt` or a `prompt_name`, not both. Ignoring `prompt_name`.")
-        return prompt
-
     def encode(
         self,
         inputs: str | list[str],

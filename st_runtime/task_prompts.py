@@ -6,7 +6,12 @@ sentence-transformers >= 5: a query takes the prompt named "query"; a document t
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping
+
+from .errors import InputValidationError
+
+logger = logging.getLogger(__name__)
 
 TASK_PROMPT_NAMES: dict[str, tuple[str, ...]] = {"query": ("query",), "document": ("document", "passage", "corpus")}
 
@@ -16,11 +21,31 @@ def task_prompt_name(task: str, prompts: Mapping[str, str]) -> str | None:
     return next((name for name in TASK_PROMPT_NAMES[task] if name in prompts), None)
 
 
+def resolve_prompt(prompts: Mapping[str, str], default_prompt_name: str | None, prompt: str | None,
+                   prompt_name: str | None) -> str | None:
+    """The prompt text ``encode`` uses, as sentence-transformers decides it: ``prompt`` wins (a ``prompt_name``
+    beside it is ignored with a warning), then ``prompt_name`` (unknown: InputValidationError), then the default."""
+    if prompt is not None:
+        if prompt_name is not None:
+            logger.warning("Provide either a `prompt` or a `prompt_name`, not both. Ignoring `prompt_name`.")
+        return prompt
+    if prompt_name is not None:
+        if prompt_name not in prompts:
+            raise InputValidationError(f"Prompt name {prompt_name!r} not found in the configured prompts "
+                                       f"dictionary with keys {list(prompts)!r}.")
+        return prompts[prompt_name]
+    return prompts.get(default_prompt_name) if default_prompt_name is not None else None
+
+
 class TaskEncoding:
     """``encode_query`` / ``encode_document`` for a class whose ``encode`` takes ``task=`` and ``prompt_name=`` and
     that has ``prompts``: the task's prompt unless the caller gave ``prompt`` or ``prompt_name``."""
 
     prompts: Mapping[str, str]
+    default_prompt_name: str | None
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
+        return resolve_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name)
 
     def encode_query(self, inputs: Any, **kwargs: Any) -> Any:
         """encode() with task='query' (its length and mask side) and the model's 'query' prompt when it has one."""
