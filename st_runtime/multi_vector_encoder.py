@@ -15,7 +15,7 @@ from .errors import InputValidationError
 from .inputs import positive_int, text_batch
 from .loading import AutoPolicy, build_runner
 from .manifest import MULTI_VECTOR_SIMILARITY_FNS, MultiVectorSpec
-from .task_prompts import TaskEncoding
+from .task_prompts import TaskEncoding, prompt_settings
 
 logger = logging.getLogger(__name__)
 DEFAULT_BATCH_TOKENS = 4096
@@ -80,11 +80,8 @@ class MultiVectorEncoder(TaskEncoding):
         self.manifest = self.bundle.manifest
         spec: MultiVectorSpec = self.manifest.multi_vector
         self._spec = spec
-        self.prompts = {**spec.prompts, **(prompts or {})}
-        self.default_prompt_name = default_prompt_name if default_prompt_name is not None else spec.default_prompt_name
-        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
-            raise InputValidationError(f"Default prompt name {self.default_prompt_name!r} not found in the prompts "
-                                       f"with keys {list(self.prompts)!r}.")
+        self.prompts, self.default_prompt_name = prompt_settings(spec.prompts, spec.default_prompt_name, prompts,
+                                                                 default_prompt_name)
         self.similarity_fn_name = similarity_fn_name or spec.similarity_fn_name
         self._skip = np.asarray(spec.skiplist_ids, dtype=np.int64)
         self._keep = np.asarray(spec.keep_only_token_ids, dtype=np.int64) if spec.keep_only_token_ids else None

@@ -19,7 +19,7 @@ from .loading import AutoPolicy, build_runner
 from .manifest import SPARSE_SIMILARITY_FNS, Manifest, SparseSpec
 from .routing import resolve_route
 from .static_modules import SparseStaticRoute, load_tokenizer, load_weights
-from .task_prompts import TaskEncoding
+from .task_prompts import TaskEncoding, prompt_settings
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +63,8 @@ class SparseEncoder(TaskEncoding):
         spec: SparseSpec = manifest.sparse
         self.manifest, self._spec, self._runner = manifest, spec, runner
         self._device = device or "cpu"
-        self.prompts: dict[str, str] = {**spec.prompts, **(prompts or {})}
-        self.default_prompt_name = default_prompt_name if default_prompt_name is not None else spec.default_prompt_name
-        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
-            raise InputValidationError(f"Default prompt name {self.default_prompt_name!r} not found in the prompts "
-                                       f"with keys {list(self.prompts)!r}.")
+        self.prompts, self.default_prompt_name = prompt_settings(spec.prompts, spec.default_prompt_name, prompts,
+                                                                 default_prompt_name)
         chosen = max_active_dims if max_active_dims is not None else spec.max_active_dims
         self.max_active_dims = sparse.check_max_active_dims(chosen)
         self.similarity_fn_name = similarity_fn_name or spec.similarity_fn_name

@@ -21,6 +21,18 @@ def task_prompt_name(task: str, prompts: Mapping[str, str]) -> str | None:
     return next((name for name in TASK_PROMPT_NAMES[task] if name in prompts), None)
 
 
+def prompt_settings(saved: Mapping[str, str], saved_default: str | None, prompts: Mapping[str, str] | None,
+                    default_prompt_name: str | None) -> tuple[dict[str, str], str | None]:
+    """The model's prompts (the bundle's, updated by the caller's) and default prompt name (the caller's, else the
+    bundle's); a default that names no prompt is an InputValidationError."""
+    merged = {**saved, **(prompts or {})}
+    default = default_prompt_name if default_prompt_name is not None else saved_default
+    if default is not None and default not in merged:
+        raise InputValidationError(f"Default prompt name {default!r} not found in the prompts "
+                                   f"with keys {list(merged)!r}.")
+    return merged, default
+
+
 def resolve_prompt(prompts: Mapping[str, str], default_prompt_name: str | None, prompt: str | None,
                    prompt_name: str | None) -> str | None:
     """The prompt text ``encode`` uses, as sentence-transformers decides it: ``prompt`` wins (a ``prompt_name``
