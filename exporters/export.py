@@ -23,7 +23,8 @@ from .multi_vector import write_multi_vector
 from .sparse import write_sparse_encoder
 from .static import is_static, write_static
 from .specs import architecture, embedding_spec
-from .variants import add_variants, check_calibration
+from .accuracy_control import check_max_drop
+from .variants import add_variants, check_calibration, expand
 
 __all__ = ["export_model", "write_embedding", "embedding_parity", "default_texts",
            # the shared steps, re-exported for callers that imported them from here
@@ -54,6 +55,7 @@ def export_model(
     trust_remote_code: bool = False,
     static_shapes: str | Sequence | None = None,
     with_tokenizer: Sequence[str] | None = None,
+    max_drop: float | None = None,
 ) -> Path:
     """Export ``model`` (folder, packaged model or Hub id; None = all-MiniLM-L6-v2) to the bundle folder ``out``.
 
@@ -63,11 +65,14 @@ def export_model(
     A model with its own modeling code (``auto_map``) is refused unless ``trust_remote_code``; that code runs only
     here, to trace. ``static_shapes`` ('1x64,8x128,32x256') adds a static-shape sibling of each OpenVINO variant.
     ``with_tokenizer`` (variant names, or ["all"]) adds a checked text-in graph per variant
-    (``text_graph.add_text_graphs``).
+    (``text_graph.add_text_graphs``). ``max_drop`` builds openvino-int8 with NNCF's accuracy control
+    (``accuracy_control``).
     """
     started = time.perf_counter()
     if calibration and variants:
         check_calibration(calibration, eval_tasks)  # before minutes of tracing
+    if max_drop is not None:
+        check_max_drop(max_drop, expand(variants))
     progress(f"loading {model or 'the default model (all-MiniLM-L6-v2)'}")
     source = load_source(model, trust_remote_code=trust_remote_code)
     with bundle_writer.staging_dir(Path(out), overwrite) as tmp:
@@ -86,7 +91,7 @@ def export_model(
             manifest = write_embedding(source, tmp, parity_texts, atol, progress)
         if variants or static_shapes:
             add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress,
-                         eval_tasks=eval_tasks, static_shapes=static_shapes)
+                         eval_tasks=eval_tasks, static_shapes=static_shapes, max_drop=max_drop)
         if with_tokenizer is not None:
             from .text_graph import add_text_graphs
 

@@ -47,7 +47,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.model, args.out, overwrite=args.overwrite, variants=_split(args.variants), calibration=calibration,
         force=args.force, progress=_printer("export"), eval_tasks=_eval_tasks(args),
         trust_remote_code=args.trust_remote_code, with_tokenizer=_with_tokenizer(args),
-        static_shapes=args.static_shapes,
+        static_shapes=args.static_shapes, max_drop=args.max_drop,
     )
     return 0
 
@@ -97,7 +97,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if args.variants or args.static_shapes:
         quantize_bundle(args.bundle, _split(args.variants), calibration=calibration, force=args.force,
                         model=args.model, progress=progress, eval_tasks=_eval_tasks(args),
-                        trust_remote_code=args.trust_remote_code, static_shapes=args.static_shapes)
+                        trust_remote_code=args.trust_remote_code, static_shapes=args.static_shapes,
+                        max_drop=args.max_drop)
     if _with_tokenizer(args) is not None:
         from st_runtime.export.text_graph import text_graph_bundle
 
@@ -242,6 +243,10 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-sts", metavar="FILE",
                    help="your scored pairs (format of `st-runtime evaluate --sts`): variants must keep >= 99.5%% "
                         "of torch fp32's Spearman on it; recorded in the manifest")
+    p.add_argument("--max-drop", type=float, metavar="FRACTION",
+                   help="openvino-int8 only: quantize with NNCF's accuracy control, reverting layers to fp32 until "
+                        "the task metric (your --eval-ir / --eval-sts data, else the built-in selection split) drops "
+                        "by at most this fraction (e.g. 0.005); still gated afterwards on the gate split")
 
 
 def _shape_option(p: argparse.ArgumentParser) -> None:
