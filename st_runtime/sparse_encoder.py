@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from tqdm import tqdm
 
 from . import sparse
@@ -18,6 +17,7 @@ from .inputs import positive_int, text_batch
 from .loading import AutoPolicy, build_route_runners, build_runner
 from .manifest import SPARSE_SIMILARITY_FNS, Manifest, SparseSpec
 from .routing import resolve_route
+from .sparse import sp  # scipy.sparse, imported on first use (the sparse extra)
 from .static_modules import SparseStaticRoute, load_tokenizer, load_weights
 from .task_prompts import TaskEncoding, prompt_settings
 
@@ -51,6 +51,7 @@ class SparseEncoder(TaskEncoding):
         min_retention: float | None = None,
         min_top10: float | None = None,
     ) -> None:
+        sparse.scipy_sparse()  # results are scipy CSR: a missing sparse extra fails here, before any loading
         self._threads = threads
         self.bundle = Bundle.open(model_name_or_path, expected_kind="sparse-encoder", verify=verify)
         policy = AutoPolicy(allow_batch_dependent, min_retention, min_top10)  # only variant="auto" reads it
