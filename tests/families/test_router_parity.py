@@ -180,10 +180,10 @@ def test_cli_embed_serve_validate(export_bundle, reference, tmp_path, capsys):
     served = load_models(build_parser().parse_args(["serve", f"q={bundle}", f"d={bundle}", "--task", "q=query"]))
     assert served["q"].config.task == "query" and served["d"].config.task is None
     with TestClient(create_app(served, ServeConfig())) as client:
-        got = client.post("/embed", json={"inputs": texts, "model": "q", "prompt_name": "query"})
+        got = client.post("/embed", json={"inputs": texts, "model": "q", "prompt_name": "query", "truncate": True})
         assert got.status_code == 200, got.text
         same(ref.encode_query(texts), np.asarray(got.json(), np.float32), "serve --task query")
-        got = client.post("/embed", json={"inputs": texts, "model": "d"})
+        got = client.post("/embed", json={"inputs": texts, "model": "d", "truncate": True})
         same(ref.encode(texts), np.asarray(got.json(), np.float32), "serve, default route")
         long = corpus.passages(1, seed=305, min_words=30, max_words=35)  # ~40 tokens: past the query route's 24
         assert client.post("/embed", json={"inputs": long, "model": "q", "truncate": False}).status_code == 413
