@@ -180,37 +180,32 @@ class OpenVINOSession:
 
     def _compiled_for(self, names: frozenset):
         """The compiled model whose outputs are ``names`` (the default set, or every output)."""
+        return self._compiled_in(self._compiled, names, self._config)
+
+    def _compiled_in(self, cache: dict, names: frozenset, config: dict):
         key = self._default if names <= self._default else frozenset(self.output_names)
-        compiled = self._compiled.get(key)
+        compiled = cache.get(key)
         if compiled is None:
             with self._lock:
-                compiled = self._compiled.get(key)
+                compiled = cache.get(key)
                 if compiled is None:
-                    compiled = self._compiled[key] = self._compile(key)
+                    compiled = cache[key] = self._compile(key, config)
         return compiled
 
-    def _compile(self, names: frozenset, config: dict | None = None):
+    def _compile(self, names: frozenset, config: dict):
         model = self._model
         if names != frozenset(self.output_names):
             results = [r for r, n in zip(model.get_results(), self.output_names) if n in names]
             model = self._ov.Model(results, model.get_parameters(), model.get_friendly_name())
         try:
-            return self._core.compile_model(model, self._device, config or self._config)
+            return self._core.compile_model(model, self._device, config)
         except Exception as exc:  # openvino raises RuntimeError with a long text
             raise IntegrityError(
                 f"OpenVINO could not compile {self._path.name}: {str(exc)[:500]}. Re-export the bundle.") from exc
 
     def _throughput_for(self, names: frozenset):
         """The THROUGHPUT-hint compilation (several streams, fewer threads each) whose outputs are ``names``."""
-        key = self._default if names <= self._default else frozenset(self.output_names)
-        compiled = self._throughput.get(key)
-        if compiled is None:
-            with self._lock:
-                compiled = self._throughput.get(key)
-                if compiled is None:
-                    compiled = self._throughput[key] = self._compile(key, {**self._config,
-                                                                           "PERFORMANCE_HINT": "THROUGHPUT"})
-        return compiled
+        return self._compiled_in(self._throughput, names, {**self._config, "PERFORMANCE_HINT": "THROUGHPUT"})
 
     def run_many(self, feeds: Iterable[dict[str, np.ndarray]], outputs: Sequence[str] | None = None
                  ) -> Iterator[dict[str, np.ndarray]]:
