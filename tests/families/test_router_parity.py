@@ -122,15 +122,6 @@ def test_router_bundle_layout_and_figures(export_bundle):
     assert manifest["variants"]["onnx"]["accuracy"]["routes"]["document"]["max_abs"] <= ATOL
 
 
-def test_router_refuses_reduced_precision(model_path, tmp_path):
-    from st_runtime.errors import ExportError
-    from st_runtime.export.export import export_model
-
-    with pytest.raises(ExportError, match="several transformer routes"):
-        export_model(str(model_path("router-dense")), tmp_path / "b", variants=("onnx-int8-dynamic",))
-    assert not (tmp_path / "b").exists()
-
-
 @pytest.mark.parametrize("variant", ["onnx", "openvino"])
 def test_sparse_two_transformer_routes(variant, export_bundle, reference):
     ref = reference("splade-2route")
@@ -188,3 +179,21 @@ def test_cli_embed_serve_validate(export_bundle, reference, tmp_path, capsys):
         long = corpus.passages(1, seed=305, min_words=30, max_words=35)  # ~40 tokens: past the query route's 24
         assert client.post("/embed", json={"inputs": long, "model": "q", "truncate": False}).status_code == 413
         assert client.post("/embed", json={"inputs": long, "model": "d", "truncate": False}).status_code == 200
+
+
+def test_evaluate_ir_takes_the_routes(export_bundle, reference):
+    """The torch-free IR evaluator embeds queries through the query route and the corpus through the document
+    route (encode_query / encode_document), as sentence-transformers' evaluator does: the same metrics."""
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator as STEval
+
+    from st_runtime.evaluation import InformationRetrievalEvaluator
+
+    queries = {f"q{i}": t for i, t in enumerate(corpus.queries(12, seed=311))}
+    docs = {f"d{i}": t for i, t in enumerate(corpus.passages(30, seed=312))}
+    qrels = {f"q{i}": {f"d{(3 * i) % 30}", f"d{(7 * i + 1) % 30}"} for i in range(12)}
+    ref = reference("router-dense")
+    ours = SentenceTransformer(_bundle(export_bundle, "router-dense"))
+    theirs = STEval(queries, docs, qrels, write_csv=False)(ref)
+    got = InformationRetrievalEvaluator(queries, docs, qrels, write_csv=False)(ours)
+    assert set(got) == set(theirs)
+    assert all(abs(got[k] - theirs[k]) <= 1e-12 for k in theirs), {k: (got[k], theirs[k]) for k in theirs}
