@@ -472,6 +472,10 @@ def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibratio
 
     bundle = Bundle.open(bundle_path, verify="all")
     manifest = bundle.manifest
+    if manifest.graph_routes():
+        raise ExportError(f"{str(bundle.root)!r} is a Router bundle with a graph per route; st-runtime does not add "
+                          "variants to it afterwards (each route would need its own gate). Re-export the model with "
+                          "--variants openvino (exact) instead.")
     accuracy_control.check_max_drop(max_drop, expand(names), manifest.kind)  # before the source model loads
     target = model or manifest.source.get("path") or manifest.source.get("model")
     source = load_source(target, kind=manifest.kind, trust_remote_code=trust_remote_code)

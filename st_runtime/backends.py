@@ -6,11 +6,12 @@ package imports onnxruntime or openvino.
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 import logging
 import threading
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -170,6 +171,7 @@ class OpenVINOSession:
         self.output_names = [_port_name(p, _KNOWN_NAMES) for p in self._model.outputs]
         self._default = frozenset(n for n in self.output_names if n not in OPTIONAL_OUTPUTS) or frozenset(self.output_names)
         self._compiled: dict[frozenset, object] = {}
+        self._throughput: dict[frozenset, object] = {}  # THROUGHPUT-hint compilations, made on first run_many
         self._lock = threading.Lock()
         self._local = threading.local()
         self._compiled_for(self._default)
@@ -178,25 +180,80 @@ class OpenVINOSession:
 
     def _compiled_for(self, names: frozenset):
         """The compiled model whose outputs are ``names`` (the default set, or every output)."""
+        return self._compiled_in(self._compiled, names, self._config)
+
+    def _compiled_in(self, cache: dict, names: frozenset, config: dict):
         key = self._default if names <= self._default else frozenset(self.output_names)
-        compiled = self._compiled.get(key)
+        compiled = cache.get(key)
         if compiled is None:
             with self._lock:
-                compiled = self._compiled.get(key)
+                compiled = cache.get(key)
                 if compiled is None:
-                    compiled = self._compiled[key] = self._compile(key)
+                    compiled = cache[key] = self._compile(key, config)
         return compiled
 
-    def _compile(self, names: frozenset):
+    def _compile(self, names: frozenset, config: dict):
         model = self._model
         if names != frozenset(self.output_names):
             results = [r for r, n in zip(model.get_results(), self.output_names) if n in names]
             model = self._ov.Model(results, model.get_parameters(), model.get_friendly_name())
         try:
-            return self._core.compile_model(model, self._device, self._config)
+            return self._core.compile_model(model, self._device, config)
         except Exception as exc:  # openvino raises RuntimeError with a long text
             raise IntegrityError(
                 f"OpenVINO could not compile {self._path.name}: {str(exc)[:500]}. Re-export the bundle.") from exc
+
+    def _throughput_for(self, names: frozenset):
+        """The THROUGHPUT-hint compilation (several streams, fewer threads each) whose outputs are ``names``."""
+        return self._compiled_in(self._throughput, names, {**self._config, "PERFORMANCE_HINT": "THROUGHPUT"})
+
+    def run_many(self, feeds: Iterable[dict[str, np.ndarray]], outputs: Sequence[str] | None = None
+                 ) -> Iterator[dict[str, np.ndarray]]:
+        """``run`` for each feed dict, in order, with several batches in flight.
+
+        For calls of many batches (a large ``encode``, ``embed``): a THROUGHPUT compilation runs one infer request
+        per stream (on 2 cores: 2 streams of 1 thread) instead of every core on one batch at a time, so the serial
+        parts of each batch overlap. Each batch is computed by the same compiled graph; where OpenVINO gives one
+        stream only, this is ``run`` in a loop.
+        """
+        names = list(outputs or self.output_names)
+        compiled = self._throughput_for(frozenset(names))
+        requests = self._thread_requests(compiled, many=True)
+        if len(requests) < 2:
+            yield from (self.run(feed, outputs) for feed in feeds)
+            return
+        ports = {_port_name(port, _KNOWN_NAMES): port for port in compiled.outputs}
+        pending: collections.deque = collections.deque()  # (request, feeds kept alive while it reads them)
+        started = 0
+        try:
+            for feed in feeds:
+                if len(pending) == len(requests):  # round robin: the oldest in flight is the request to reuse
+                    yield self._collect(pending.popleft()[0], ports, names)
+                request = requests[started % len(requests)]
+                request.start_async(feed, share_inputs=True)
+                pending.append((request, feed))
+                started += 1
+            while pending:
+                yield self._collect(pending.popleft()[0], ports, names)
+        finally:
+            for request, _ in pending:  # a consumer that stopped early: never free inputs a request still reads
+                request.wait()
+
+    @staticmethod
+    def _collect(request, ports: dict, names: list[str]) -> dict[str, np.ndarray]:
+        request.wait()
+        return {name: np.array(request.get_tensor(ports[name]).data, copy=True) for name in names}
+
+    def _thread_requests(self, compiled, many: bool = False):
+        """This thread's infer requests for ``compiled`` (one, or one per stream when ``many``)."""
+        cache = getattr(self._local, "requests", None)
+        if cache is None:
+            cache = self._local.requests = {}
+        requests = cache.get(id(compiled))
+        if requests is None:
+            count = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) if many else 1
+            requests = cache[id(compiled)] = [compiled.create_infer_request() for _ in range(max(1, count))]
+        return requests
 
     def compiled_input_shapes(self) -> list:
         """The input partial shapes of the compiled default model (static for a static-shape IR)."""
@@ -206,12 +263,7 @@ class OpenVINOSession:
         names = frozenset(outputs) if outputs else frozenset(self.output_names)
         compiled = self._compiled_for(names)
         # One infer request per thread and compiled model: reused across calls, never shared between threads.
-        requests = getattr(self._local, "requests", None)
-        if requests is None:
-            requests = self._local.requests = {}
-        request = requests.get(id(compiled))
-        if request is None:
-            request = requests[id(compiled)] = compiled.create_infer_request()
+        request = self._thread_requests(compiled)[0]
         # share_inputs: no copy of the feeds (this call blocks until the request is done with them);
         # share_outputs: views of the request's buffers, which the next call overwrites, so what is returned is copied.
         result = request.infer(feeds, share_inputs=True, share_outputs=True)

@@ -63,6 +63,9 @@ class Bundle:
     def files_of(self, variant: str) -> list[str]:
         """Files a variant needs: its graph, the graph's weights (.bin, external data) and every shared file."""
         owned = {name: _own_files(spec) for name, spec in self.manifest.variants.items()}
+        for route in self.manifest.graph_routes().values():  # a Router route's graph of each variant
+            for name, spec in route.variants.items():
+                owned.setdefault(name, set()).update(_own_files(spec))
         others = set().union(*(files for name, files in owned.items() if name != variant))
         return [rel for rel in self.manifest.files if rel in owned[variant] or rel not in others]
 

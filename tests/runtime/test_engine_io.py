@@ -137,3 +137,39 @@ def test_openvino_compiles_token_outputs_only_when_asked_and_results_outlive_the
     full = session.run(first_feeds)
     assert set(full) == {"sentence_embedding", "token_embeddings"} and len(session._compiled) == 2
     assert np.abs(full["sentence_embedding"] - kept).max() <= 1e-6
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino")
+@pytest.mark.parametrize("outputs", [["sentence_embedding"], None])
+def test_openvino_keeps_several_batches_in_flight_and_returns_them_in_order(outputs, export_bundle):
+    from st_runtime.backends import OpenVINOSession
+
+    bundle = export_bundle("bert-mean", ("openvino",))
+    session = OpenVINOSession(bundle / "openvino_model.xml")
+    tok = SentenceTransformer(bundle).tokenizer
+    runner = GraphRunner(tok, session)
+    feeds = [runner.feeds(tok(TEXTS[i: i + n])) for i, n in ((0, 3), (3, 1), (4, 7), (11, 2), (13, 6), (19, 2))]
+    one_by_one = [session.run(f, outputs) for f in feeds]
+    in_flight = list(session.run_many(iter(feeds), outputs))
+    assert len(in_flight) == len(feeds)
+    for a, b in zip(in_flight, one_by_one):
+        assert set(a) == set(b)
+        for name in a:
+            assert a[name].shape == b[name].shape
+            assert np.abs(a[name] - b[name]).max() <= 1e-6
+    stopped = session.run_many(iter(feeds), outputs)
+    next(stopped)
+    stopped.close()  # a consumer that stops early waits for the requests still reading its inputs
+    again = list(session.run_many(iter(feeds[:2]), outputs))
+    assert np.abs(again[1][next(iter(again[1]))] - one_by_one[1][next(iter(one_by_one[1]))]).max() <= 1e-6
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino")
+def test_encode_of_many_batches_through_openvino_streams_matches_batch_by_batch(export_bundle):
+    model = SentenceTransformer(export_bundle("bert-mean", ("openvino",)), variant="openvino")
+    assert hasattr(model._runner.session, "run_many")
+    many = model.encode(TEXTS, batch_size=4)  # 6 batches: several in flight
+    spy = model._runner.session = _Spy(model._runner.session)  # no run_many: one batch at a time
+    single = model.encode(TEXTS, batch_size=4)
+    assert len(spy.calls) >= 5
+    assert np.abs(many - single).max() <= 1e-6
