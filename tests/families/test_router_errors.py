@@ -18,3 +18,13 @@ def test_refused_before_tracing(model_path, tmp_path, kwargs, match):
     with pytest.raises(ExportError, match=f"several transformer routes.*{match}.*--variants openvino"):
         export_model(str(model_path("router-dense")), tmp_path / "b", **kwargs)
     assert not (tmp_path / "b").exists() and not list(tmp_path.glob(".b*"))
+
+
+def test_multi_vector_router_is_refused_by_name():
+    pytest.importorskip("torch")
+    from st_runtime.errors import UnsupportedModelError
+    from st_runtime.export.multi_vector import _check
+
+    router = type("Router", (), {})()
+    with pytest.raises(UnsupportedModelError, match="MultiVectorEncoder Routers .* not supported"):
+        _check([router])
