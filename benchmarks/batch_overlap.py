@@ -2,8 +2,9 @@
 
     python -m benchmarks.batch_overlap BUNDLE [--variant openvino] [--repeats 5] [--out benchmarks/results/batch-overlap.json]
 
-For an OpenVINO variant it compares ``encode`` batch by batch (the LATENCY compilation, every core on one batch)
-with ``encode`` through ``OpenVINOSession.run_many`` (a THROUGHPUT compilation: one infer request per stream).
+It compares ``encode`` batch by batch (every thread on one batch) with ``encode`` through the session's
+``run_many``: for OpenVINO a THROUGHPUT compilation with one infer request per stream, for ONNX Runtime a one-thread
+session of the same graph running one batch per thread.
 The two runs alternate, so drift on a shared machine hits both; the JSON keeps every repeat.
 """
 
@@ -44,13 +45,15 @@ def main(argv=None) -> int:
     parser.add_argument("--variant", default="openvino")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--passages", type=int, default=320, help="passages of 60-120 words")
+    parser.add_argument("--queries", type=int, default=1000, help="queries of 5-15 words")
     parser.add_argument("--out", default="benchmarks/results/batch-overlap.json")
     args = parser.parse_args(argv)
     model = SentenceTransformer(args.bundle, variant=args.variant)
     session = model._runner.session
     if not hasattr(session, "run_many"):
         raise SystemExit(f"variant {args.variant!r} runs one batch at a time already ({session.description})")
-    sets = {"passages": corpus.passages(320, seed=95), "queries": corpus.queries(1000, seed=96)}
+    sets = {"passages": corpus.passages(args.passages, seed=95), "queries": corpus.queries(args.queries, seed=96)}
     rows = []
     for kind, texts in sets.items():
         rates: dict[str, list[float]] = {"one batch at a time": [], "batches in flight": []}

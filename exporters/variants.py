@@ -17,6 +17,7 @@ from st_runtime.manifest import Manifest, VariantSpec
 
 from . import accuracy_control, bundle_writer, gates, multi_vector_gates, sparse_gates, tasks
 from . import int4
+from .onnx_weight_only import build_onnx_int8_wo
 from . import static_shapes as shape_variants
 from .bundle_steps import finish_manifest, seal
 from .calibration import roles, weight_matmuls
@@ -45,6 +46,7 @@ BUILDERS: dict[str, Builder] = {
     "onnx-fp16": build_onnx_fp16,
     "onnx-int8-dynamic": build_onnx_int8_dynamic,
     "onnx-int8-static": build_onnx_int8_static,
+    "onnx-int8-wo": build_onnx_int8_wo,
     "openvino": build_openvino,
     "openvino-fp16": build_openvino_fp16,
     "openvino-bf16": build_openvino_bf16,
@@ -52,14 +54,14 @@ BUILDERS: dict[str, Builder] = {
     "openvino-int8-wo": build_openvino_int8_weights,
     "openvino-int4": int4.build_openvino_int4,
 }
-FALLBACK = {"onnx-int8-dynamic", "onnx-int8-static", "openvino-int8", "openvino-int8-wo"}
+FALLBACK = {"onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-wo", "openvino-int8", "openvino-int8-wo"}
 # Variants whose settings are searched on the selection split (int4: group size and mode), then gated.
 SEARCHED = {"openvino-int4": int4.candidates}
 # Variants whose quantizer setting is tuned: every candidate is built and scored on the selection split, the best is
 # kept (and used by the fp32 fallback): static int8's calibration method, openvino-int8's SmoothQuant alpha.
 TUNED = {"onnx-int8-static": calibration_candidates, "openvino-int8": smooth_quant_candidates}
 # Variants made for size: file size, load time and peak RSS measured in a fresh process and recorded.
-FOOTPRINT = {"openvino-int4"}
+FOOTPRINT = {"openvino-int4", "onnx-int8-wo"}
 
 
 def expand(names: Sequence[str]) -> list[str]:
@@ -269,8 +271,10 @@ class _Gatekeeper:
         self.ctx.manifest.variants[name] = spec
         finish_manifest(self.ctx.root, self.ctx.manifest)
         probe = variant_footprint(self.ctx.root, name, self.kind)
+        small = variant_footprint(self.ctx.root, name, self.kind, max_batch_tokens=512)  # a low-memory budget
         figures = {"file_mb": round(variant_files_mb(self.ctx.root, spec), 2), "load_s": round(probe["load_s"], 3),
                    "peak_rss_mb": round(probe["peak_rss_mb"], 1), "batch_size": probe["batch_size"],
+                   "peak_rss_mb_max_batch_tokens_512": round(small["peak_rss_mb"], 1),
                    "measured": "fresh process: load, then encode 4 batches of 32 passages (peak RSS: Linux VmHWM)"}
         self.progress(f"{name}: footprint {figures}")
         return figures

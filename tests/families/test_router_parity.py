@@ -3,7 +3,8 @@ encode_query, encode_document and task= equal sentence-transformers 6 (fp32, 1e-
 batch sizes 1 and 7, past each route's max_seq_length; unknown routes are typed errors naming the routes.
 
 Each tiny model's export (two graphs, parity per route, OpenVINO per route) takes a minute on a loaded machine, so
-these are slow tests."""
+these are slow tests, except router-dense in ONNX Runtime (its own export without OpenVINO), which the default run
+keeps so that CI checks a Router end to end."""
 
 import json
 
@@ -13,7 +14,7 @@ import pytest
 from st_runtime import SentenceTransformer, SparseEncoder, corpus
 from st_runtime.errors import InputValidationError
 
-pytestmark = pytest.mark.slow
+SLOW = pytest.mark.slow
 ATOL = 1e-5
 TEXTS = (corpus.queries(6, seed=301) + corpus.passages(3, seed=302)
          + corpus.passages(2, seed=303, min_words=200, max_words=260) + ["", "x"])
@@ -35,7 +36,9 @@ def reference(model_path):
     return get
 
 
-def _bundle(export_bundle, name):
+def _bundle(export_bundle, name, variant="openvino"):
+    if variant == "onnx" and name == "router-dense":
+        return export_bundle(name)  # the default run's export: ONNX only
     pytest.importorskip("openvino")
     return export_bundle(name, ("openvino",))
 
@@ -53,11 +56,14 @@ def same(ref, ours, what):
     assert diff <= ATOL, f"{what}: max abs {diff:.3g}"
 
 
-@pytest.mark.parametrize("variant", ["onnx", "openvino"])
-@pytest.mark.parametrize("name", ["router-dense", "router-mapped"])
+@pytest.mark.parametrize("variant,name", [
+    ("onnx", "router-dense"),  # in the default run
+    pytest.param("openvino", "router-dense", marks=SLOW), pytest.param("onnx", "router-mapped", marks=SLOW),
+    pytest.param("openvino", "router-mapped", marks=SLOW),
+])
 def test_dense_router_parity(name, variant, export_bundle, reference):
     ref = reference(name)
-    ours = SentenceTransformer(_bundle(export_bundle, name), variant=variant)
+    ours = SentenceTransformer(_bundle(export_bundle, name, variant), variant=variant)
     assert ours.max_seq_length == ref.max_seq_length
     assert ours.get_embedding_dimension() == ref.get_embedding_dimension()
     assert len(ours.routes) == 2
@@ -76,6 +82,7 @@ def test_dense_router_parity(name, variant, export_bundle, reference):
         ours.encode(TEXTS, task="nope")
 
 
+@SLOW
 def test_texts_past_each_routes_length(export_bundle, reference):
     """The query route truncates at 24 tokens, the document route at 48 (as their Transformers do); setting
     max_seq_length sets every route, as sentence-transformers' Router does."""
@@ -94,6 +101,7 @@ def test_texts_past_each_routes_length(export_bundle, reference):
         ref.max_seq_length = 48
 
 
+@SLOW
 def test_set_task_and_config(export_bundle, reference):
     """The route travels in the one configuration: set_task, encode(config=...), encode_rows (the server's path)."""
     ref = reference("router-mapped")
@@ -109,6 +117,7 @@ def test_set_task_and_config(export_bundle, reference):
     assert ours.config.task == "query"
 
 
+@SLOW
 def test_router_bundle_layout_and_figures(export_bundle):
     root = _bundle(export_bundle, "router-dense")
     manifest = json.loads((root / "st_runtime.json").read_text())
@@ -122,6 +131,7 @@ def test_router_bundle_layout_and_figures(export_bundle):
     assert manifest["variants"]["onnx"]["accuracy"]["routes"]["document"]["max_abs"] <= ATOL
 
 
+@SLOW
 @pytest.mark.parametrize("variant", ["onnx", "openvino"])
 def test_sparse_two_transformer_routes(variant, export_bundle, reference):
     ref = reference("splade-2route")
@@ -141,6 +151,7 @@ def test_sparse_two_transformer_routes(variant, export_bundle, reference):
         ours.encode(TEXTS, task="nope")
 
 
+@SLOW
 def test_cli_embed_serve_validate(export_bundle, reference, tmp_path, capsys):
     """`validate` re-proves every route; `embed --task` and `serve --task` take the route through the model's one
     configuration (embed also adds the task's prompt, as encode_query does)."""
@@ -181,6 +192,7 @@ def test_cli_embed_serve_validate(export_bundle, reference, tmp_path, capsys):
         assert client.post("/embed", json={"inputs": long, "model": "d", "truncate": False}).status_code == 200
 
 
+@SLOW
 def test_evaluate_ir_takes_the_routes(export_bundle, reference):
     """The torch-free IR evaluator embeds queries through the query route and the corpus through the document
     route (encode_query / encode_document), as sentence-transformers' evaluator does: the same metrics."""
