@@ -274,7 +274,8 @@ class _Gatekeeper:
 
     def _remove(self, name: str, spec: VariantSpec) -> None:
         self.ctx.manifest.variants.pop(name, None)
-        for rel in (spec.file, spec.weights_file):
+        onnx_data = f"{spec.file}.data" if spec.format == "onnx" else None  # written past 2 GiB, named at seal
+        for rel in (spec.file, spec.weights_file, onnx_data):
             if rel and (self.ctx.root / rel).exists():
                 (self.ctx.root / rel).unlink()
 
