@@ -75,12 +75,22 @@ def build_onnx_fp16(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSp
     import onnx
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
-    model = onnx.load(str(ctx.fp32))
+    out = "model_fp16.onnx"
+    external = _external(ctx, out)
+    if external:  # past 2 GiB the converter's in-memory shape inference cannot serialize the model: infer from files
+        shaped = ctx.root / ".fp16-shapes.onnx"
+        try:
+            onnx.shape_inference.infer_shapes_path(str(ctx.fp32), str(shaped))
+            model = onnx.load(str(shaped))
+        finally:
+            shaped.unlink(missing_ok=True)
+    else:
+        model = onnx.load(str(ctx.fp32))
     keep_fp32 = sorted(set(DEFAULT_OP_BLOCK_LIST) | {"LayerNormalization", "SimplifiedLayerNormalization", "Softmax",
                                                       "ReduceMean", "ReduceSum", "Pow", "Sqrt", "Erf"})
-    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=keep_fp32)
-    out = "model_fp16.onnx"
-    onnx.save(converted, str(ctx.root / out), save_as_external_data=_external(ctx, out),
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=keep_fp32,
+                                         disable_shape_infer=external)
+    onnx.save(converted, str(ctx.root / out), save_as_external_data=external,
               all_tensors_to_one_file=True, location=f"{out}.data")  # past 2 GiB: the fp32 graph's layout
     return _spec(ctx, out, "fp16", "gpu", kept_fp32_ops=keep_fp32, auto_rank=5)
 
