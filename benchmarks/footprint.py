@@ -29,6 +29,7 @@ import st_runtime
 from st_runtime import corpus
 imported = time.perf_counter() - start
 root, variant, kind, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+budget = {} if sys.argv[5] == "default" else {"max_batch_tokens": int(sys.argv[5])}
 start = time.perf_counter()
 cls = getattr(st_runtime, {"cross-encoder": "CrossEncoder", "sparse-encoder": "SparseEncoder",
                            "multi-vector-encoder": "MultiVectorEncoder"}.get(kind, "SentenceTransformer"))
@@ -38,13 +39,14 @@ after_load = peak_mb()
 texts = corpus.passages(4 * batch, seed=4101)
 start = time.perf_counter()
 if kind == "cross-encoder":
-    model.predict([(t.split(".")[0], t) for t in texts], batch_size=batch)
+    model.predict([(t.split(".")[0], t) for t in texts], batch_size=batch, **budget)
 else:
-    model.encode(texts, batch_size=batch)
+    model.encode(texts, batch_size=batch, **budget)
 encoded = time.perf_counter() - start
 peak = peak_mb()
 print(json.dumps({"import_s": imported, "load_s": loaded, "rss_after_load_mb": after_load,
-                  "peak_rss_mb": peak, "encode_s": encoded, "texts": len(texts), "batch_size": batch}))
+                  "peak_rss_mb": peak, "encode_s": encoded, "texts": len(texts), "batch_size": batch,
+                  "max_batch_tokens": budget.get("max_batch_tokens", "default")}))
 """
 
 
@@ -56,11 +58,14 @@ def variant_files_mb(root: Path, spec) -> float:
 
 
 def variant_footprint(root: str | Path, variant: str, kind: str = "sentence-transformer", batch: int = 32,
-                      timeout: float = 600) -> dict:
+                      timeout: float = 600, max_batch_tokens: int | None = None) -> dict:
     """Import time, load time and peak RSS (Linux VmHWM) of loading ``variant`` and encoding 4 batches of
-    ``batch`` passages, in a fresh process (nothing else loaded: the figure a user's process starts from)."""
-    done = subprocess.run([sys.executable, "-c", _PROBE, str(root), variant, kind, str(batch)], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    ``batch`` passages, in a fresh process (nothing else loaded: the figure a user's process starts from).
+    ``max_batch_tokens`` caps each batch's padded tokens (None: the model's default budget); results do not
+    depend on it, peak memory does (the attention buffers grow with the tokens of one graph call)."""
+    budget = "default" if max_batch_tokens is None else str(int(max_batch_tokens))
+    done = subprocess.run([sys.executable, "-c", _PROBE, str(root), variant, kind, str(batch), budget],
+                          capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"footprint probe of {variant} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -104,7 +109,7 @@ def install_footprint(repo: str | Path, workdir: Path, timeout: float = 900) -> 
             "packages": [p for p in packages if not p.lower().startswith(("pip=", "setuptools=", "wheel="))]}
 
 
-def bundle_footprint(root: str | Path, batch: int = 32) -> dict:
+def bundle_footprint(root: str | Path, batch: int = 32, max_batch_tokens: int | None = None) -> dict:
     """Per variant: its own files' MB, whether it passed its gate; load time and peak RSS for those that did."""
     from st_runtime.bundle import Bundle
 
@@ -116,8 +121,9 @@ def bundle_footprint(root: str | Path, batch: int = 32) -> dict:
         row = {"file_mb": round(variant_files_mb(bundle.root, spec), 1), "accurate": accurate,
                "ndcg10_retention": spec.accuracy.get("ndcg10_retention")}
         if accurate:
-            row.update({k: round(v, 3) for k, v in variant_footprint(bundle.root, name, bundle.manifest.kind,
-                                                                     batch).items() if isinstance(v, float)})
+            probe = variant_footprint(bundle.root, name, bundle.manifest.kind, batch, max_batch_tokens=max_batch_tokens)
+            row.update({k: round(v, 3) for k, v in probe.items() if isinstance(v, float)})
+            row["max_batch_tokens"] = probe["max_batch_tokens"]
         out[name] = row
     return out
 
@@ -132,13 +138,15 @@ def main(argv=None) -> int:
     parser.add_argument("bundle", nargs="?", help="bundle whose variants to measure")
     parser.add_argument("--install", metavar="REPO", help="also measure a runtime-only install of REPO (a path)")
     parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--max-batch-tokens", type=int, default=None,
+                        help="cap each batch at this many padded tokens while encoding (default: the model's budget)")
     args = parser.parse_args(argv)
     result: dict = {"cpu": cpu_name(), "usable_cpus": usable_cpus(), "python": sys.version.split()[0]}
     if args.install:
         with tempfile.TemporaryDirectory() as tmp:
             result["install"] = install_footprint(args.install, Path(tmp))
     if args.bundle:
-        result["variants"] = bundle_footprint(args.bundle)
+        result["variants"] = bundle_footprint(args.bundle, max_batch_tokens=args.max_batch_tokens)
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")

@@ -208,8 +208,11 @@ def in_process_baseline(bundle: str, seconds: float = 5.0, batch_size: int = 32,
             "cpu_ms_per_text": 1000.0 * cpu / max(1, done)}
 
 
-def in_process_latency(bundle: str, seconds: float = 5.0, model=None) -> dict:
-    """p50 / p95 milliseconds of in-process encode (or predict) on one text at a time, on the loadtest's texts."""
+def in_process_latency(bundle: str, seconds: float = 5.0, model=None, gap_s: float = 0.0) -> dict:
+    """p50 / p95 milliseconds of in-process encode (or predict) on one text at a time, on the loadtest's texts.
+
+    ``gap_s``: the CPU idles that long before each call, as it does between a server's requests while the answer
+    travels to the client and the next request comes back (0: calls back to back)."""
     from st_runtime.serving.registry import load_model
 
     model = model if model is not None else load_model(bundle)
@@ -218,12 +221,15 @@ def in_process_latency(bundle: str, seconds: float = 5.0, model=None) -> dict:
     step(texts[0])
     times, start, i = [], time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
+        if gap_s:
+            time.sleep(gap_s)
         sent = time.perf_counter()
         step(texts[i % len(texts)])
         times.append(time.perf_counter() - sent)
         i += 1
     lat = np.asarray(times) * 1000.0
-    return {"p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)), "calls": len(times)}
+    return {"p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)), "calls": len(times),
+            "gap_ms": 1000.0 * gap_s}
 
 
 def compare(bundle: str, duration: float, serve_args: list[str] = (), timeout: float = 30.0) -> dict:
@@ -245,7 +251,12 @@ def compare(bundle: str, duration: float, serve_args: list[str] = (), timeout: f
     model = load_model(bundle)
     base_tp = in_process_baseline(bundle, seconds=min(duration, 5.0), model=model)
     base_lat = in_process_latency(bundle, seconds=min(duration, 5.0), model=model)
+    # The same calls with the idle time the server's CPU had between two inferences at concurrency 1.
+    gap = max(0.0, (latency["p50_ms"] or 0.0) - latency["server_inference_ms"]) / 1000.0
+    paced = in_process_latency(bundle, seconds=min(duration, 5.0), model=model, gap_s=gap)
     return {"throughput": throughput, "latency": latency, "in_process": base_tp, "in_process_batch1": base_lat,
+            "in_process_batch1_paced": paced, "p50_overhead_vs_paced_ms": (latency["p50_ms"] or float("nan"))
+            - paced["p50_ms"],
             "throughput_share": throughput["texts_per_s"] / base_tp["texts_per_s"],
             "cpu_share": base_tp["cpu_ms_per_text"] / throughput["server_cpu_ms_per_text"],
             "p50_overhead_ms": (latency["p50_ms"] or float("nan")) - base_lat["p50_ms"]}
@@ -275,6 +286,9 @@ def format_compare(result: dict) -> str:
         f" batch-1 p50 {result['in_process_batch1']['p50_ms']:.2f} ms",
         f"server/in-process: {100 * result['throughput_share']:.0f} % of texts/s (8 clients x 8 texts); "
         f"p50 overhead at concurrency 1: {result['p50_overhead_ms']:+.2f} ms",
+        f"in-process batch-1 p50 with {result['in_process_batch1_paced']['gap_ms']:.1f} ms idle before each call (the "
+        f"server's gap between inferences): {result['in_process_batch1_paced']['p50_ms']:.2f} ms; server p50 overhead "
+        f"against it: {result['p50_overhead_vs_paced_ms']:+.2f} ms",
         f"concurrency 1, inside the server: {lat['server_handler_ms']:.2f} ms per request in the handler, of which "
         f"{lat['server_inference_ms']:.2f} ms inference ({lat['server_handler_ms'] - lat['server_inference_ms']:.2f}"
         " ms parsing, tokenizing, queueing, formatting)",

@@ -20,10 +20,13 @@ from .cross_encoder import write_cross_encoder
 from .graph import EMBEDDING_OUTPUTS, EmbeddingGraph, check_modules
 from .source import SourceModel, load_source
 from .multi_vector import write_multi_vector
-from .sparse import write_sparse_encoder
+from .router_embedding import is_router_model, router_embedding_parity, write_router_embedding
+from .routes import add_route_variants, check_route_variants
+from .sparse import sparse_parity, write_sparse_encoder
 from .static import is_static, write_static
 from .specs import architecture, embedding_spec
-from .variants import add_variants, check_calibration
+from .accuracy_control import check_max_drop
+from .variants import add_variants, check_calibration, expand
 
 __all__ = ["export_model", "write_embedding", "embedding_parity", "default_texts",
            # the shared steps, re-exported for callers that imported them from here
@@ -54,6 +57,7 @@ def export_model(
     trust_remote_code: bool = False,
     static_shapes: str | Sequence | None = None,
     with_tokenizer: Sequence[str] | None = None,
+    max_drop: float | None = None,
 ) -> Path:
     """Export ``model`` (folder, packaged model or Hub id; None = all-MiniLM-L6-v2) to the bundle folder ``out``.
 
@@ -63,20 +67,28 @@ def export_model(
     A model with its own modeling code (``auto_map``) is refused unless ``trust_remote_code``; that code runs only
     here, to trace. ``static_shapes`` ('1x64,8x128,32x256') adds a static-shape sibling of each OpenVINO variant.
     ``with_tokenizer`` (variant names, or ["all"]) adds a checked text-in graph per variant
-    (``text_graph.add_text_graphs``).
+    (``text_graph.add_text_graphs``). ``max_drop`` builds openvino-int8 with NNCF's accuracy control
+    (``accuracy_control``).
     """
     started = time.perf_counter()
     if calibration and variants:
         check_calibration(calibration, eval_tasks)  # before minutes of tracing
+    if max_drop is not None:
+        check_max_drop(max_drop, expand(variants))
     progress(f"loading {model or 'the default model (all-MiniLM-L6-v2)'}")
     source = load_source(model, trust_remote_code=trust_remote_code)
     with bundle_writer.staging_dir(Path(out), overwrite) as tmp:
+        routed = has_route_graphs(source)
+        if routed:  # a graph per Router route: only exact variants, each route proved on its own
+            check_route_variants(variants, static_shapes, with_tokenizer)
         if source.kind == "cross-encoder":
             manifest = write_cross_encoder(source, tmp, parity_texts, atol, progress)
         elif source.kind == "sparse-encoder":
             manifest = write_sparse_encoder(source, tmp, parity_texts, atol, progress)
         elif source.kind == "multi-vector-encoder":
             manifest = write_multi_vector(source, tmp, parity_texts, atol, progress)
+        elif is_router_model(source.model):
+            manifest = write_router_embedding(source, tmp, parity_texts, atol, progress)
         elif is_static(source.model):
             if variants:
                 raise ExportError("A StaticEmbedding model has no graph to optimize or quantize: export it without "
@@ -84,9 +96,15 @@ def export_model(
             manifest = write_static(source, tmp, parity_texts, atol, progress)
         else:
             manifest = write_embedding(source, tmp, parity_texts, atol, progress)
+        if routed and variants:
+            check = sparse_parity if source.kind == "sparse-encoder" else router_embedding_parity
+            add_route_variants(source, tmp, manifest, variants,
+                               lambda v: check(source.model, tmp, parity_texts, atol, v), progress,
+                               calibration=calibration, force=force, eval_tasks=eval_tasks)
+            variants = ()  # added route by route
         if variants or static_shapes:
             add_variants(source, tmp, manifest, variants, calibration=calibration, force=force, progress=progress,
-                         eval_tasks=eval_tasks, static_shapes=static_shapes)
+                         eval_tasks=eval_tasks, static_shapes=static_shapes, max_drop=max_drop)
         if with_tokenizer is not None:
             from .text_graph import add_text_graphs
 
@@ -95,6 +113,19 @@ def export_model(
         final = bundle_writer.commit(tmp, Path(out))
     progress(f"wrote {final} in {time.perf_counter() - started:.1f} s")
     return final
+
+
+def has_route_graphs(source: SourceModel) -> bool:
+    """Whether the model is a Router with more than one transformer route (a graph per route)."""
+    if source.kind == "sparse-encoder":
+        from .sparse import route_modules
+
+        try:
+            _, info = route_modules(source.model)
+        except Exception:  # noqa: BLE001  (write_sparse_encoder reports unsupported models with their reason)
+            return False
+        return bool(info) and len(info["graph_routes"]) > 1
+    return source.kind == "sentence-transformer" and is_router_model(source.model)
 
 
 def write_embedding(source: SourceModel, tmp: Path, texts: Sequence[str] | None, atol: float,

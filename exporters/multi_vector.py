@@ -40,6 +40,9 @@ class MultiVectorGraph(torch.nn.Module):
 
 def _check(model: Any) -> tuple[list[str], Any, Any]:
     names = [type(m).__name__ for m in model]
+    if names and names[0] == "Router":
+        raise UnsupportedModelError("MultiVectorEncoder Routers (a model per query / document route) are not "
+                                    "supported by st-runtime yet; SentenceTransformer and SparseEncoder Routers are.")
     bad = [n for n in names if n not in _SUPPORTED]
     if not names or names[0] != "Transformer" or bad:
         raise UnsupportedModelError(f"MultiVectorEncoder modules {names} are not supported; st-runtime exports "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from st_runtime.hardware import int8_settings
 from st_runtime.manifest import Manifest, VariantSpec
@@ -28,6 +28,7 @@ class BuildContext:
     calibration: Sequence = ()
     model_type: str = ""
     notes: dict = field(default_factory=dict)
+    accuracy_control: Any = None  # accuracy_control.AccuracyControl with --max-drop (openvino-int8 only)
 
     @property
     def fp32(self) -> Path:
@@ -115,28 +116,54 @@ def build_onnx_int8_dynamic(ctx: BuildContext, exclude: Sequence[str] = ()) -> V
 
 
 class _Reader:
-    """onnxruntime CalibrationDataReader over tokenized calibration texts."""
+    """onnxruntime CalibrationDataReader over tokenized calibration texts; ``set_range`` lets onnxruntime collect
+    them a slice at a time."""
 
     def __init__(self, feeds) -> None:
-        self._feeds = iter(feeds)
+        self._feeds = list(feeds)
+        self._iter = iter(self._feeds)
+
+    def __len__(self) -> int:
+        return len(self._feeds)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._iter = iter(self._feeds[start_index:end_index])
 
     def get_next(self):
-        return next(self._feeds, None)
+        return next(self._iter, None)
 
 
-def build_onnx_int8_static(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpec:
-    """onnxruntime static int8 in QDQ format, calibrated (MinMax) on the calibration texts; deterministic."""
+# Activation-range methods tried per model for static int8, the best on the selection split kept (MinMax first:
+# the fastest to calibrate; Percentile and Entropy clip the outliers that MinMax stretches every range for).
+CALIBRATION_METHODS = ("MinMax", "Percentile", "Entropy")
+
+
+def calibration_candidates(ctx: BuildContext) -> list[dict]:
+    """The calibration methods ``variants._Gatekeeper`` tries for onnx-int8-static."""
+    return [{"calibration_method": method} for method in CALIBRATION_METHODS]
+
+
+def build_onnx_int8_static(ctx: BuildContext, exclude: Sequence[str] = (), calibration_method: str = "MinMax"
+                           ) -> VariantSpec:
+    """onnxruntime static int8 in QDQ format, activation ranges from the calibration texts by ``calibration_method``
+    (onnxruntime's MinMax, Percentile at 99.999 or Entropy); deterministic."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     out = "model_int8_static.onnx"
     isa = _isa_settings()
     reader = _Reader(feeds_for(ctx.root, ctx.manifest, ctx.inputs, list(ctx.calibration)))
+    extra: dict[str, Any] = {"MatMulConstBOnly": True}
+    if calibration_method != "MinMax":
+        # onnxruntime's histogram collector stacks every text's activations into one array, which fails for texts
+        # of different lengths; its strided collection ("CalibStridedMinMax", used by every method) feeds one text
+        # per call and merges the histograms instead.
+        extra["CalibStridedMinMax"] = 1
     quantize_static(str(ctx.fp32), str(ctx.root / out), reader, quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                     reduce_range=isa["reduce_range"], op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude),
-                    calibrate_method=CalibrationMethod.MinMax, extra_options={"MatMulConstBOnly": True},
+                    calibrate_method=CalibrationMethod[calibration_method], extra_options=extra,
                     use_external_data_format=_external(ctx, out))
     for leftover in ctx.root.glob("*augmented*"):
         leftover.unlink()
-    return _spec(ctx, out, "int8", "cpu", **isa, per_channel=True,
+    return _spec(ctx, out, "int8", "cpu", **isa, per_channel=True, calibration_method=calibration_method,
                  calibration_texts=len(ctx.calibration), fp32_nodes=list(exclude), deterministic=True, auto_rank=3)

@@ -19,6 +19,7 @@ from st_runtime import corpus
 from . import parity
 from .bundle_steps import record_parity, trace_into_bundle
 from .graph import EmbeddingGraph
+from .routes import example_for, route_mappings, task_for_route, write_route_graph
 from .source import SourceModel
 from .specs import architecture
 
@@ -53,7 +54,10 @@ class SparseGraph(torch.nn.Module):
 
 
 def route_modules(model: Any) -> tuple[list[Any], dict[str, Any] | None]:
-    """(modules of the graph route, router info or None) of a SparseEncoder."""
+    """(modules of the main graph's route, router info or None) of a SparseEncoder.
+
+    A Router's SparseStaticEmbedding routes run in numpy; of its transformer routes, the default one (else the first)
+    is the bundle's main graph and each other one gets its own graph (``routes.write_route_graph``)."""
     modules = list(model)
     if modules and type(modules[0]).__name__ == "Router":
         if len(modules) > 1:
@@ -61,13 +65,28 @@ def route_modules(model: Any) -> tuple[list[Any], dict[str, Any] | None]:
         router = modules[0]
         graph_routes = [name for name, seq in router.sub_modules.items()
                         if type(seq[0]).__name__ != "SparseStaticEmbedding"]
-        if len(graph_routes) != 1:
-            raise UnsupportedModelError(
-                f"This Router has {len(graph_routes)} transformer routes ({graph_routes}); st-runtime exports "
-                "Routers with one transformer route and any number of SparseStaticEmbedding routes."
-            )
-        return list(router.sub_modules[graph_routes[0]]), {"router": router, "graph_route": graph_routes[0]}
+        if not graph_routes:
+            raise UnsupportedModelError("This Router has no transformer route; st-runtime exports SparseEncoder "
+                                        "Routers with at least one.")
+        main = router.default_route if router.default_route in graph_routes else graph_routes[0]
+        return list(router.sub_modules[main]), {"router": router, "graph_route": main, "graph_routes": graph_routes}
     return modules, None
+
+
+def _check_route_like_main(name: str, modules: list[Any], main: list[Any]) -> list[str]:
+    """Another transformer route: a sparse route whose top-k and dimension match the main graph's (the manifest
+    holds them once)."""
+    names = check_sparse_modules(modules)
+    sae = [int(m.k) for m in modules if type(m).__name__ == "SparseAutoEncoder"]
+    main_sae = [int(m.k) for m in main if type(m).__name__ == "SparseAutoEncoder"]
+    vocab = [getattr(m[0].auto_model.config, "vocab_size", None) for m in (modules, main)]
+    if names[-1] == "SpladePooling" and vocab[0] != vocab[1]:
+        raise UnsupportedModelError(f"Route {name!r} has a vocabulary of {vocab[0]}, the main route {vocab[1]}; "
+                                    "st-runtime exports Routers whose routes share one sparse dimension.")
+    if sae != main_sae:
+        raise UnsupportedModelError(f"Route {name!r} has SparseAutoEncoder k={sae}, the main route {main_sae}; "
+                                    "st-runtime exports Routers whose transformer routes share one top-k.")
+    return names
 
 
 def check_sparse_modules(modules: list[Any]) -> list[str]:
@@ -102,19 +121,27 @@ def _static_route(module: Any, name: str, tmp: Path) -> RouteSpec:
                      modules=["SparseStaticEmbedding"])
 
 
-def _router_spec(info: dict[str, Any], tmp: Path) -> RouterSpec:
+def _router_spec(info: dict[str, Any], tmp: Path, progress) -> RouterSpec:
     router = info["router"]
+    main = list(router.sub_modules[info["graph_route"]])
     routes = {}
     for name, seq in router.sub_modules.items():
         if name == info["graph_route"]:
             routes[name] = RouteSpec(type="graph", modules=[type(m).__name__ for m in seq])
+        elif name in info["graph_routes"]:
+            modules = list(seq)
+            names = _check_route_like_main(name, modules, main)
+            example = example_for(modules[0])
+            graph = SparseGraph(modules, list(example))
+            with torch.no_grad():  # SpladePooling learns its output dimension on its first call
+                graph(*example.values())
+            progress(f"tracing route {name!r} ({' -> '.join(names)}) to ONNX")
+            routes[name] = write_route_graph(tmp, name, graph, example, SPARSE_OUTPUTS, modules[0], names)
         elif len(seq) == 1:
             routes[name] = _static_route(seq[0], name, tmp)
         else:
             raise UnsupportedModelError(f"Route {name!r} has modules after SparseStaticEmbedding; not supported.")
-    mappings = [[task, modality, route] for (task, modality), route in (router.route_mappings or {}).items()
-                if not isinstance(modality, tuple)]
-    return RouterSpec(routes=routes, default_route=router.default_route, route_mappings=mappings)
+    return RouterSpec(routes=routes, default_route=router.default_route, route_mappings=route_mappings(router))
 
 
 def write_sparse_encoder(source: SourceModel, tmp: Path, texts: Sequence[str] | None, atol: float,
@@ -135,6 +162,7 @@ def write_sparse_encoder(source: SourceModel, tmp: Path, texts: Sequence[str] | 
     splade = next((m for m in modules if type(m).__name__ == "SpladePooling"), None)
     with torch.no_grad():  # SpladePooling learns its output dimension on its first call (before it: the hidden size)
         graph(*example.values())
+    router = _router_spec(info, tmp, progress) if info else None  # first: traces (and so sizes) the other routes
     spec = SparseSpec(
         dimension=int(model.get_embedding_dimension()),
         pooling_strategy=splade.pooling_strategy if splade is not None else None,
@@ -145,7 +173,7 @@ def write_sparse_encoder(source: SourceModel, tmp: Path, texts: Sequence[str] | 
         prompts=dict(model.prompts or {}),
         default_prompt_name=model.default_prompt_name,
         modules=(["Router"] if info else []) + names,
-        router=_router_spec(info, tmp) if info else None,
+        router=router,
     )
     manifest = trace_into_bundle(source, tmp, graph, example, SPARSE_OUTPUTS, arch, transformer=transformer,
                                  kind="sparse-encoder", sparse=spec)
@@ -174,11 +202,12 @@ def sparse_parity(st: Any, bundle_dir: Path, texts: Sequence[str] | None, atol: 
         texts = corpus.parity_texts(96, long_words=int(min(max(1200, 1.3 * (st.max_seq_length or 512)), 12000)))
     texts = list(texts)
     runtime = SparseEncoder(bundle_dir, variant=variant, verify=False)
-    modules, _ = route_modules(st)
+    modules, info = route_modules(st)
     for start in range(0, len(texts), 32):
         batch = texts[start : start + 32]
         parity.check_tokenization(modules[0].preprocess(batch), runtime.tokenizer(batch), "the parity texts")
     checks: dict[str, float] = {}
+    per_route: dict[str, dict[str, Any]] = {}
     mismatched = 0
 
     def check(what: str, ref: Any, ours: Any) -> parity.ParityReport:
@@ -191,6 +220,18 @@ def sparse_parity(st: Any, bundle_dir: Path, texts: Sequence[str] | None, atol: 
         return report
 
     main = check("encode", st.encode(texts, batch_size=32), runtime.encode(texts, batch_size=32))
+    for name in (info or {}).get("graph_routes", ()):
+        if name == info["graph_route"]:
+            continue
+        task = task_for_route(runtime._spec.router, name)  # noqa: SLF001
+        route_first = info["router"].sub_modules[name][0]
+        for start in range(0, len(texts), 32):
+            batch = texts[start : start + 32]
+            parity.check_tokenization(route_first.preprocess(batch), runtime.tokenizer_for(task)(batch),
+                                      f"the parity texts (route {name!r})")
+        report = check(f"route:{name}", st.encode(texts, batch_size=32, task=task),
+                       runtime.encode(texts, batch_size=32, task=task))
+        per_route[name] = {**report.as_dict(), "task": task}
     sub = texts[:32]
     check("encode_query", st.encode_query(sub), runtime.encode_query(sub))
     check("encode_document", st.encode_document(sub), runtime.encode_document(sub))
@@ -202,6 +243,9 @@ def sparse_parity(st: Any, bundle_dir: Path, texts: Sequence[str] | None, atol: 
     result = main.as_dict()
     result["checks"] = checks
     result["active_dims_mismatched_rows"] = mismatched
+    if per_route:
+        result["routes"] = per_route
+        result["max_abs"] = max(checks.values())
     limit = st.max_seq_length or 10**9
     result["over_max_seq_length"] = sum(len(modules[0].tokenizer(t, verbose=False)["input_ids"]) > limit for t in texts)
     return result

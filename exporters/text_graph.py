@@ -3,7 +3,9 @@
 OpenVINO: openvino-tokenizers converts the bundle's tokenizer.json into an OpenVINO tokenizer model that is
 connected in front of the variant's IR; the result is saved as ``<stem>.text.xml/.bin``. Before anything is written
 the converted tokenizer must give the ids ``tokenizers`` gives on every check text, and the text graph must give the
-embeddings the normal runtime gives for that variant (fp32: within 1e-5). ONNX: onnxruntime-extensions' BertTokenizer
+embeddings the normal runtime gives for that variant (fp32: within 1e-5). A default prompt goes inside the
+default graph, and each other named prompt gets its own graph, the prompt's tokens in the post-processor template
+(``graph_prompts``, ``_with_prompt_tokens``), checked the same way against ``prompt + text``. ONNX: onnxruntime-extensions' BertTokenizer
 operator is checked the same way; it is not exact on any tokenizer we ship (accent stripping and lower-casing of
 non-Latin scripts differ), so ONNX text graphs are refused with the component named (see README, text-in graphs).
 """
@@ -38,47 +40,92 @@ def _require(*names: str):
     return mods
 
 
-def _settings_check(manifest: Manifest) -> str:
+def _settings_check(manifest: Manifest) -> None:
     """The manifest settings a text graph bakes in; refuse the ones it cannot (yet)."""
     if manifest.kind != "sentence-transformer" or manifest.embedding is None:
         raise UnsupportedModelError(f"Text-in graphs are built for SentenceTransformer bundles; this is a "
                                     f"{manifest.kind} bundle (cross-encoder text graphs are not built yet).")
     spec = manifest.embedding
-    prompt = spec.prompts.get(spec.default_prompt_name or "", "") if spec.default_prompt_name else ""
-    if prompt:
-        raise UnsupportedModelError(
-            f"The bundle's default prompt {spec.default_prompt_name!r} ({prompt!r}) would have to be inside the text "
-            "graph; fixed prompts in text graphs are not built yet. Prepend the prompt to each text yourself, or "
-            "export without a default prompt.")
     if spec.truncate_dim:
         raise UnsupportedModelError(f"truncate_dim={spec.truncate_dim} is set in the manifest; text graphs give the "
                                     "full embedding. Slice it yourself, or export without truncate_dim.")
     if manifest.tokenizer.padding_side != "right":
         raise UnsupportedModelError("Text graphs pad on the right; this model pads on the left (decoder models are "
                                     "not supported by --with-tokenizer yet).")
-    return ""
 
 
-def _hf_tokenizer(tokenizer_file: Path, inputs: Sequence[str]):
-    """A transformers fast tokenizer over the bundle's tokenizer.json, without its own padding or truncation."""
+def graph_prompts(manifest: Manifest) -> dict[str | None, str]:
+    """The prompt each text graph has inside: None is the default graph (the default prompt, if the bundle has one,
+    as ``encode(texts)`` applies it), then one graph per other named, non-empty prompt."""
+    spec = manifest.embedding
+    default = spec.prompts.get(spec.default_prompt_name, "") if spec.default_prompt_name else ""
+    named = {name: text for name, text in spec.prompts.items() if text and name != spec.default_prompt_name}
+    return {None: default, **named}
+
+
+def _with_prompt_tokens(tree: dict[str, Any], prompt: str) -> dict[str, Any]:
+    """tokenizer.json whose post-processor puts the prompt's tokens after the leading special tokens.
+
+    The prompt is tokenized once (no special tokens) and its tokens become template tokens, so truncation leaves
+    them whole, as ``prompt + text`` truncated at max_seq_length does. Exact only when the prompt's tokens do not
+    merge with the text's; the id check on every check text (the empty one included) decides."""
+    from tokenizers import Tokenizer
+
+    plain = Tokenizer.from_str(json.dumps(tree))
+    plain.no_padding()
+    plain.no_truncation()
+    encoded = plain.encode(prompt, add_special_tokens=False)
+    post = tree.get("post_processor")
+    kind = (post or {}).get("type")
+    if kind == "BertProcessing":
+        (cls, cls_id), (sep, sep_id) = post["cls"], post["sep"]
+        post = {"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": cls, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                           {"SpecialToken": {"id": sep, "type_id": 0}}],
+                "pair": [{"SpecialToken": {"id": cls, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                         {"SpecialToken": {"id": sep, "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+                         {"SpecialToken": {"id": sep, "type_id": 1}}],
+                "special_tokens": {cls: {"id": cls, "ids": [cls_id], "tokens": [cls]},
+                                   sep: {"id": sep, "ids": [sep_id], "tokens": [sep]}}}
+    elif kind != "TemplateProcessing":
+        raise TokenizerConversionError(
+            f"A prompt inside a text graph is placed by the tokenizer's post-processor, and this one is {kind!r} "
+            "(TemplateProcessing and BertProcessing can take it). No text-in graph was written; prepend the prompt "
+            "to each text yourself, or export without a default prompt.")
+    post = json.loads(json.dumps(post))
+    single = post["single"]
+    at = next(i for i, element in enumerate(single) if "Sequence" in element)
+    single[at:at] = [{"SpecialToken": {"id": token, "type_id": 0}} for token in encoded.tokens]
+    for token, token_id in zip(encoded.tokens, encoded.ids):
+        post["special_tokens"].setdefault(token, {"id": token, "ids": [token_id], "tokens": [token]})
+    return {**tree, "post_processor": post}
+
+
+def _hf_tokenizer(tokenizer_file: Path, inputs: Sequence[str], prompt: str = ""):
+    """A transformers fast tokenizer over the bundle's tokenizer.json (with ``prompt``'s tokens in its template),
+    without its own padding or truncation."""
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer.from_file(str(tokenizer_file))
+    tree = json.loads(tokenizer_file.read_text(encoding="utf-8"))
+    tok = Tokenizer.from_str(json.dumps(_with_prompt_tokens(tree, prompt) if prompt else tree))
     tok.no_padding()
     tok.no_truncation()
     names = [n for n in inputs if n in ("input_ids", "token_type_ids", "attention_mask")]
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_input_names=names)
 
 
-def _ov_tokenizer(root: Path, manifest: Manifest, inputs: Sequence[str]):
+def _ov_tokenizer(root: Path, manifest: Manifest, inputs: Sequence[str], prompt: str = ""):
     ov, ovt = _require("openvino", "openvino_tokenizers")
     tokenizer_file = root / manifest.tokenizer.file
     check_components(tokenizer_file, "openvino")
     length = manifest.tokenizer.max_seq_length
     try:
-        return ovt.convert_tokenizer(_hf_tokenizer(tokenizer_file, inputs), max_length=length, truncation=length is not None)
+        hf = _hf_tokenizer(tokenizer_file, inputs, prompt)
+        return ovt.convert_tokenizer(hf, max_length=length, truncation=length is not None)
     except Exception as exc:  # openvino-tokenizers raises OVTypeError / its own errors with the component in the text
+        if isinstance(exc, TokenizerConversionError):
+            raise
         raise TokenizerConversionError(f"openvino-tokenizers could not convert the tokenizer: {str(exc)[:300]}. No "
                                        "text-in graph was written.") from exc
 
@@ -91,16 +138,16 @@ def _ov_ids(compiled, pad_mask_name: str = "attention_mask"):
     return run
 
 
-def _connect(ov, tokenizer_model, graph, name: str):
-    """Tokenizer outputs feed the graph inputs of the same name; prompt_length (no prompt) is the constant 0;
-    only ``sentence_embedding`` stays as output."""
+def _connect(ov, tokenizer_model, graph, name: str, prompt_length: int = 0):
+    """Tokenizer outputs feed the graph inputs of the same name; prompt_length is a constant (the prompt's tokens
+    that pooling leaves out, 0 without a prompt or with include_prompt); only ``sentence_embedding`` stays."""
     from openvino import opset13
 
     produced = {name: out for out in tokenizer_model.outputs for name in out.get_names()}
     for param in list(graph.get_parameters()):
         names = param.get_output_tensor(0).get_names()
         if "prompt_length" in names:
-            source = opset13.constant(np.zeros([1], dtype=np.int64)).output(0)
+            source = opset13.constant(np.full([1], prompt_length, dtype=np.int64)).output(0)
         else:
             match = [produced[n] for n in names if n in produced]
             if not match:
@@ -119,17 +166,19 @@ def _connect(ov, tokenizer_model, graph, name: str):
 
 
 def _build_openvino(root: Path, manifest: Manifest, name: str, spec: VariantSpec, texts: list[str],
-                    reference_ids, progress) -> dict[str, Any]:
+                    reference_ids, progress, prompt: str = "", prompt_length: int = 0, tag: str = "") -> dict[str, Any]:
     ov, _ = _require("openvino", "openvino_tokenizers")
-    tokenizer_model = _ov_tokenizer(root, manifest, spec.inputs)
+    tokenizer_model = _ov_tokenizer(root, manifest, spec.inputs, prompt)
     core = ov.Core()
     compiled_tok = core.compile_model(tokenizer_model, "CPU")
-    checked = require_same_ids(texts, reference_ids, _ov_ids(compiled_tok), "openvino-tokenizers",
-                               "normalizer or pre-tokenizer conversion (openvino-tokenizers)")
+    component = ("prompt placed before the text as template tokens: prompt + text does not tokenize as the prompt's "
+                 "tokens then the text's (a prompt should end with a space or punctuation)") if prompt else \
+        "normalizer or pre-tokenizer conversion (openvino-tokenizers)"
+    checked = require_same_ids(texts, reference_ids, _ov_ids(compiled_tok), "openvino-tokenizers", component)
     progress(f"{name}: openvino-tokenizers ids equal tokenizers' on {checked} check texts")
-    model = _connect(ov, tokenizer_model, core.read_model(str(root / spec.file)), name)
-    stem = Path(spec.file).stem
-    xml, weights = f"{stem}.text.xml", f"{stem}.text.bin"
+    model = _connect(ov, tokenizer_model, core.read_model(str(root / spec.file)), name, prompt_length)
+    stem = Path(spec.file).stem + (f".text.{tag}" if tag else ".text")
+    xml, weights = f"{stem}.xml", f"{stem}.bin"
     ov.save_model(model, str(root / xml), compress_to_fp16=False)
     hint = spec.settings.get("inference_precision", "f32")
     compiled = core.compile_model(str(root / xml), "CPU", {"INFERENCE_PRECISION_HINT": hint})
@@ -163,7 +212,7 @@ def _onnx_tokenizer_ids(root: Path, manifest: Manifest):
 
 
 def _build_onnx(root: Path, manifest: Manifest, name: str, spec: VariantSpec, texts: list[str],
-                reference_ids, progress) -> dict[str, Any]:
+                reference_ids, progress, **_prompt) -> dict[str, Any]:
     norm = json.loads((root / manifest.tokenizer.file).read_text(encoding="utf-8")).get("normalizer") or {}
     checked = require_same_ids(texts, reference_ids, _onnx_tokenizer_ids(root, manifest),
                                "onnxruntime-extensions",
@@ -196,37 +245,73 @@ def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progre
         raise ExportError(f"--with-tokenizer names variants {unknown} the bundle does not have "
                           f"({sorted(manifest.variants)}); add them with --variants first.")
     texts = check_texts(manifest.tokenizer.max_seq_length)
+    prompts = graph_prompts(manifest)
     for name in names:
         spec = manifest.variants[name]
-        builder = BUILDERS.get(spec.format)
-        if builder is None:
+        if spec.format not in BUILDERS:
             raise UnsupportedModelError(f"Variant {name!r} is a {spec.format} graph; text-in graphs are built for "
                                         "openvino (and checked for onnx) variants.")
         check_components(root / manifest.tokenizer.file, spec.format)  # refuse by name before any work
         runtime = SentenceTransformer(root, variant=name, verify=False)
-        reference_ids = lambda batch, tok=runtime.tokenizer: [ids for ids, _ in tok.encode(batch)]  # noqa: E731
-        progress(f"{name}: building the text-in graph ({spec.format})")
-        built = builder(root, manifest, name, spec, texts, reference_ids, progress)
-        run = built.pop("run")
-        worst = 0.0
-        for start in range(0, len(texts), 32):
-            batch = texts[start:start + 32]
-            got = np.asarray(run(batch), dtype=np.float32)
-            want = runtime.encode(batch, batch_size=32)
-            if not np.all(np.isfinite(got)):
-                raise ParityError(f"{name}: the text-in graph gave non-finite embeddings; nothing was written.")
-            worst = max(worst, float(np.max(np.abs(got - want))))
-        gate = FP32_ATOL if spec.precision == "fp32" else OTHER_ATOL
-        if worst > gate:
-            for rel in (built["file"], built["weights_file"]):
-                (root / rel).unlink(missing_ok=True)
-            raise ParityError(f"{name}: the text-in graph differs from the normal runtime by {worst:.3g} (gate "
-                              f"{gate:g}); nothing was written.")
-        built.update(inputs=["text"], outputs=["sentence_embedding"], max_abs_vs_runtime=worst, gate=gate,
-                     max_seq_length=manifest.tokenizer.max_seq_length, prompt=None)
-        spec.settings["text_graph"] = built
-        progress(f"{name}: text-in graph {built['file']} (max abs vs runtime {worst:.2g} on {len(texts)} texts)")
+        built: dict[str | None, dict] = {}
+        try:
+            for key, prompt in prompts.items():
+                built[key] = _one_graph(root, manifest, name, spec, runtime, texts, key, prompt, progress)
+        except Exception:
+            for graph in built.values():  # a refused prompt graph takes the variant's other text graphs with it
+                for rel in (graph["file"], graph["weights_file"]):
+                    (root / rel).unlink(missing_ok=True)
+            raise
+        default = built.pop(None)
+        default["prompt_name"] = manifest.embedding.default_prompt_name
+        default["prompts"] = built  # one graph per other named prompt, each with its prompt inside
+        spec.settings["text_graph"] = default
     return manifest
+
+
+def _safe_tag(prompt_name: str) -> str:
+    """The prompt name in a file name: letters, digits, - and _ kept, anything else as its code point."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else f"u{ord(c):x}" for c in prompt_name)
+
+
+def _one_graph(root: Path, manifest: Manifest, name: str, spec: VariantSpec, runtime, texts: list[str],
+               prompt_name: str | None, prompt: str, progress) -> dict[str, Any]:
+    """Build, check (ids vs ``tokenizers`` on ``prompt + text``, embeddings vs the runtime) and describe one text
+    graph of variant ``name`` with ``prompt`` inside (the default graph when ``prompt_name`` is None)."""
+    tok = runtime.tokenizer
+    reference_ids = lambda batch: [ids for ids, _ in tok.encode([prompt + t for t in batch])]  # noqa: E731
+    prompt_length = tok.prompt_length(prompt) if prompt and not manifest.embedding.include_prompt else 0
+    tag = "" if prompt_name is None else _safe_tag(prompt_name)
+    what = f"{name}" + (f", prompt {prompt_name!r}" if prompt_name is not None else "")
+    progress(f"{what}: building the text-in graph ({spec.format})")
+    try:
+        built = BUILDERS[spec.format](root, manifest, name, spec, texts, reference_ids, progress, prompt=prompt,
+                                      prompt_length=prompt_length, tag=tag)
+    except TokenizerConversionError as exc:
+        if not prompt:
+            raise
+        which = "default prompt" if prompt_name is None else "prompt"
+        shown = manifest.embedding.default_prompt_name if prompt_name is None else prompt_name
+        raise TokenizerConversionError(f"{name}, {which} {shown!r} ({prompt!r}) inside the text graph: {exc}") from exc
+    run = built.pop("run")
+    worst = 0.0
+    for start in range(0, len(texts), 32):
+        batch = texts[start:start + 32]
+        got = np.asarray(run(batch), dtype=np.float32)
+        want = runtime.encode(batch, batch_size=32, prompt_name=prompt_name)  # None: the default prompt, if any
+        if not np.all(np.isfinite(got)):
+            raise ParityError(f"{what}: the text-in graph gave non-finite embeddings; nothing was written.")
+        worst = max(worst, float(np.max(np.abs(got - want))))
+    gate = FP32_ATOL if spec.precision == "fp32" else OTHER_ATOL
+    if worst > gate:
+        for rel in (built["file"], built["weights_file"]):
+            (root / rel).unlink(missing_ok=True)
+        raise ParityError(f"{what}: the text-in graph differs from the normal runtime by {worst:.3g} (gate "
+                          f"{gate:g}); nothing was written.")
+    built.update(inputs=["text"], outputs=["sentence_embedding"], max_abs_vs_runtime=worst, gate=gate,
+                 max_seq_length=manifest.tokenizer.max_seq_length, prompt=prompt or None, prompt_length=prompt_length)
+    progress(f"{what}: text-in graph {built['file']} (max abs vs runtime {worst:.2g} on {len(texts)} texts)")
+    return built
 
 
 def text_graph_bundle(bundle_path: str | Path, names: Sequence[str], progress=lambda _: None) -> Path:

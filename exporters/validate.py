@@ -45,6 +45,10 @@ def revalidate(bundle: Bundle, model: str | None = None, variants: Sequence[str]
                 from .multi_vector import multi_vector_parity
 
                 report = multi_vector_parity(source.model, bundle.root, None, atol, variant=name)
+            elif manifest.embedding is not None and manifest.embedding.router is not None:
+                from .router_embedding import router_embedding_parity
+
+                report = router_embedding_parity(source.model, bundle.root, None, atol, variant=name)
             elif spec.format == "static-embedding":
                 from .static import static_parity
 
@@ -54,6 +58,8 @@ def revalidate(bundle: Bundle, model: str | None = None, variants: Sequence[str]
 
                 report = embedding_parity(source.model, bundle.root, None, atol, variant=name)
             yield f"{name}: parity OK, max abs {report['max_abs']:.2e} <= {atol:g} over {report['texts']} texts"
+            for route, figures in report.get("routes", {}).items():
+                yield f"{name}: route {route!r} (task={figures['task']!r}) parity OK, max abs {figures['max_abs']:.2e}"
         elif manifest.kind == "multi-vector-encoder":
             from .multi_vector_gates import check_multi_vector_variant
 

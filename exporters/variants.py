@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from st_runtime.bundle import Bundle
 from st_runtime.errors import ExportError, InputValidationError
 from st_runtime.manifest import Manifest, VariantSpec
 
-from . import bundle_writer, gates, multi_vector_gates, sparse_gates, tasks
+from . import accuracy_control, bundle_writer, gates, multi_vector_gates, sparse_gates, tasks
 from . import int4
+from .onnx_weight_only import build_onnx_int8_wo
 from . import static_shapes as shape_variants
 from .bundle_steps import finish_manifest, seal
 from .calibration import roles, weight_matmuls
@@ -23,6 +27,7 @@ from .onnx_variants import (
     build_onnx_int8_dynamic,
     build_onnx_int8_static,
     build_onnx_opt,
+    calibration_candidates,
 )
 from .openvino_variants import (
     build_openvino,
@@ -30,6 +35,7 @@ from .openvino_variants import (
     build_openvino_fp16,
     build_openvino_int8,
     build_openvino_int8_weights,
+    smooth_quant_candidates,
 )
 
 logger = logging.getLogger(__name__)
@@ -40,6 +46,7 @@ BUILDERS: dict[str, Builder] = {
     "onnx-fp16": build_onnx_fp16,
     "onnx-int8-dynamic": build_onnx_int8_dynamic,
     "onnx-int8-static": build_onnx_int8_static,
+    "onnx-int8-wo": build_onnx_int8_wo,
     "openvino": build_openvino,
     "openvino-fp16": build_openvino_fp16,
     "openvino-bf16": build_openvino_bf16,
@@ -47,11 +54,14 @@ BUILDERS: dict[str, Builder] = {
     "openvino-int8-wo": build_openvino_int8_weights,
     "openvino-int4": int4.build_openvino_int4,
 }
-FALLBACK = {"onnx-int8-dynamic", "onnx-int8-static", "openvino-int8", "openvino-int8-wo"}
+FALLBACK = {"onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-wo", "openvino-int8", "openvino-int8-wo"}
 # Variants whose settings are searched on the selection split (int4: group size and mode), then gated.
 SEARCHED = {"openvino-int4": int4.candidates}
+# Variants whose quantizer setting is tuned: every candidate is built and scored on the selection split, the best is
+# kept (and used by the fp32 fallback): static int8's calibration method, openvino-int8's SmoothQuant alpha.
+TUNED = {"onnx-int8-static": calibration_candidates, "openvino-int8": smooth_quant_candidates}
 # Variants made for size: file size, load time and peak RSS measured in a fresh process and recorded.
-FOOTPRINT = {"openvino-int4"}
+FOOTPRINT = {"openvino-int4", "onnx-int8-wo"}
 
 
 def expand(names: Sequence[str]) -> list[str]:
@@ -72,9 +82,11 @@ class _Gatekeeper:
     (and decide whether the variant is written).
     """
 
-    def __init__(self, source_model: Any, kind: str, ctx: BuildContext, progress, user_tasks: Sequence = ()) -> None:
+    def __init__(self, source_model: Any, kind: str, ctx: BuildContext, progress, user_tasks: Sequence = (),
+                 max_drop: float | None = None) -> None:
         self.kind, self.ctx, self.progress = kind, ctx, progress
         self.user_tasks = list(user_tasks)
+        self.max_drop = max_drop
         if kind == "cross-encoder":
             self.reference = gates.cross_encoder_reference(source_model, "gate")
             self._selection = lambda: gates.cross_encoder_reference(source_model, "selection")
@@ -141,16 +153,27 @@ class _Gatekeeper:
 
     def _build(self, name: str, force: bool) -> tuple[VariantSpec | None, dict]:
         builder = BUILDERS[name]
-        spec = self._search(name, builder) if name in SEARCHED else builder(self.ctx, ())
+        controlled = self.max_drop is not None and name in accuracy_control.VARIANTS
+        if name in TUNED:
+            spec, params = self._tune(name, builder, rebuild=controlled)
+            builder = functools.partial(builder, **params)
+        if controlled:  # NNCF reverts layers itself, on the selection split (or the user's data)
+            spec = self._controlled(name, builder)
+        elif name in SEARCHED:
+            spec = self._search(name, builder)
+        elif name not in TUNED:
+            spec = builder(self.ctx, ())
         gate = self.gate_for(spec)
         figures = self.measure(name, spec)
         self.progress(f"{name}: {gates.describe(figures, gate)}")
-        if not gates.passes(figures, gate) and name in FALLBACK:
+        if not gates.passes(figures, gate) and name in FALLBACK and not controlled:
             fallback_started = time.perf_counter()
             spec = self._fallback(name, builder, {k: v for k, v in gate.items() if k != gates.USER_KEY})
             self._seconds(name)["fallback"] = time.perf_counter() - fallback_started
             figures = self.measure(name, spec)
             self.progress(f"{name}: on the gate split -> {gates.describe(figures, gate)}")
+        if name in TUNED:
+            spec.settings["tuned"] = self.ctx.notes["tuned"][name]
         passed = gates.passes(figures, gate)
         spec.accuracy = {**figures, "gate": gate, "passed": passed,
                          "reference": "torch fp32; gate split (pydoc topics and stdlib modules that neither "
@@ -166,6 +189,56 @@ class _Gatekeeper:
         self.progress(f"{name}: REFUSED, it misses its gate ({gates.describe(figures, gate)}); use --force to keep it")
         searched = {"search": spec.settings["search"]} if "search" in spec.settings else {}
         return None, {"figures": figures, "gate": gate, **searched}
+
+    def _tune(self, name: str, builder: Builder, rebuild: bool = False) -> tuple[VariantSpec | None, dict]:
+        """Every candidate setting of ``TUNED[name]`` built and measured on the selection split; the one with the best
+        score (``_score``) is kept. Returns its spec (None when ``rebuild``: the caller builds it another way) and
+        its settings; every trial is recorded in ``settings.tuned``."""
+        candidates = TUNED[name](self.ctx)
+        trials, spec, best = [], None, 0
+        for i, params in enumerate(candidates):
+            spec = builder(self.ctx, (), **params)
+            figures = self.measure(name, spec, self.selection)
+            score = self._score(figures)
+            self.progress(f"{name} {params}: selection split score {score:.4f} (top-10 "
+                          f"{figures.get('top10_overlap', float('nan')):.4f}, NDCG@10 retention "
+                          f"{figures.get('ndcg10_retention', float('nan')):.4f})")
+            trials.append({**params, "score": score, **{k: figures.get(k) for k in
+                                                        ("mean_cosine", "top10_overlap", "ndcg10_retention")}})
+            if score > trials[best]["score"]:
+                best = i
+        params = candidates[best]
+        if rebuild:
+            spec = None
+        elif best != len(candidates) - 1:  # a later trial overwrote the best one's files
+            spec = builder(self.ctx, (), **params)
+        self.ctx.notes.setdefault("tuned", {})[name] = {
+            "chosen": params, "trials": trials, "measured_on": "selection split",
+            "score": "top-10 overlap (cross-encoders: Spearman) + mean cosine + NDCG@10 retention"}
+        return spec, params
+
+    def _score(self, figures: dict) -> float:
+        """How close a trial is to torch fp32 (higher is better): the sum the fp32 fallback ranks roles by."""
+        key = "spearman" if self.kind == "cross-encoder" else "top10_overlap"
+        parts = [figures.get(key, 0.0), figures.get("mean_cosine", 0.0), figures.get("ndcg10_retention", 0.0)]
+        return float(sum(p if isinstance(p, float) and np.isfinite(p) else 0.0 for p in parts))
+
+    def _controlled(self, name: str, builder: Builder) -> VariantSpec:
+        """``name`` through NNCF's accuracy control: on the user's tasks when given, else the selection split's."""
+        if self.user_tasks:
+            task_list, data = self.user_tasks, "the user's evaluation data (--eval-ir / --eval-sts)"
+        else:
+            task_list, data = [task for _, task in self.selection.tasks], "built-in retrieval task, selection split"
+        self.ctx.accuracy_control = accuracy_control.AccuracyControl(self.max_drop, list(task_list), data)
+        try:
+            spec = builder(self.ctx, ())
+        finally:
+            self.ctx.accuracy_control = None
+        record = spec.settings["accuracy_control"]
+        self.progress(f"{name}: accuracy control (max drop {self.max_drop:g}) on {data}: retention "
+                      f"{record['int8_before']} -> {record['int8_after']:.4f}, {record['reverted_operations']} "
+                      "operations reverted to fp32")
+        return spec
 
     def _search(self, name: str, builder: Builder) -> VariantSpec:
         """The first of the variant's candidate settings that passes its gate on the selection split (the last
@@ -198,8 +271,10 @@ class _Gatekeeper:
         self.ctx.manifest.variants[name] = spec
         finish_manifest(self.ctx.root, self.ctx.manifest)
         probe = variant_footprint(self.ctx.root, name, self.kind)
+        small = variant_footprint(self.ctx.root, name, self.kind, max_batch_tokens=512)  # a low-memory budget
         figures = {"file_mb": round(variant_files_mb(self.ctx.root, spec), 2), "load_s": round(probe["load_s"], 3),
                    "peak_rss_mb": round(probe["peak_rss_mb"], 1), "batch_size": probe["batch_size"],
+                   "peak_rss_mb_max_batch_tokens_512": round(small["peak_rss_mb"], 1),
                    "measured": "fresh process: load, then encode 4 batches of 32 passages (peak RSS: Linux VmHWM)"}
         self.progress(f"{name}: footprint {figures}")
         return figures
@@ -282,7 +357,8 @@ class _Gatekeeper:
 
 def add_variants(source: Any, root: Path, manifest: Manifest, names: Sequence[str], *,
                  calibration: Sequence[str] | None = None, force: bool = False, progress=lambda _: None,
-                 eval_tasks: Sequence = (), static_shapes: str | Sequence | None = None) -> Manifest:
+                 eval_tasks: Sequence = (), static_shapes: str | Sequence | None = None,
+                 max_drop: float | None = None) -> Manifest:
     """Build ``names`` into the staging folder ``root`` next to the fp32 graph and record them in the manifest.
 
     ``static_shapes`` ('1x64,8x128,32x256') adds a static-shape sibling (``NAME-static-shapes``) of every OpenVINO
@@ -290,9 +366,12 @@ def add_variants(source: Any, root: Path, manifest: Manifest, names: Sequence[st
     a sibling get it rebuilt with its recorded shapes.
 
     ``eval_tasks`` (``tasks.user_ir_task`` / ``user_sts_task``) add the user's own task to every reduced-precision
-    gate; calibration texts that overlap them (or the built-in gate split) are refused.
+    gate; calibration texts that overlap them (or the built-in gate split) are refused. ``max_drop`` (openvino-int8
+    only) builds that variant with NNCF's accuracy control on those tasks, else on the selection split's
+    (``accuracy_control``); it is gated afterwards like any other.
     """
     names = expand(names)
+    accuracy_control.check_max_drop(max_drop, names, manifest.kind)
     buckets = shape_variants.check_buckets(manifest, static_shapes) if static_shapes else None
     if buckets and not any(n.startswith("openvino") for n in names) and not any(
             s.format == "openvino" for s in manifest.variants.values()):
@@ -309,7 +388,7 @@ def add_variants(source: Any, root: Path, manifest: Manifest, names: Sequence[st
     calibration = list(calibration) if calibration else _default_calibration(manifest.kind)
     ctx = BuildContext(root=root, manifest=manifest, calibration=calibration,
                        model_type=str(manifest.architecture.get("model_type") or ""))
-    keeper = _Gatekeeper(source.model, manifest.kind, ctx, progress, eval_tasks)
+    keeper = _Gatekeeper(source.model, manifest.kind, ctx, progress, eval_tasks, max_drop)
     refused = dict(manifest.parity.get("refused_variants", {}))
     for name in names:
         progress(f"building {name}")
@@ -389,15 +468,20 @@ def _default_calibration(kind: str) -> list:
 def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibration: Sequence[str] | None = None,
                     force: bool = False, model: str | None = None, progress=lambda _: None,
                     eval_tasks: Sequence = (), trust_remote_code: bool = False,
-                    static_shapes: str | Sequence | None = None) -> Path:
+                    static_shapes: str | Sequence | None = None, max_drop: float | None = None) -> Path:
     """Add variants to an existing bundle: copy it to a staging folder, build, and swap it in atomically.
 
     A source model with its own modeling code is refused (before any of it is imported) unless
-    ``trust_remote_code``, as ``export_model`` does. ``static_shapes`` as in ``add_variants``."""
+    ``trust_remote_code``, as ``export_model`` does. ``static_shapes`` and ``max_drop`` as in ``add_variants``."""
     from .source import load_source
 
     bundle = Bundle.open(bundle_path, verify="all")
     manifest = bundle.manifest
+    if manifest.graph_routes():
+        raise ExportError(f"{str(bundle.root)!r} is a Router bundle with a graph per route; st-runtime does not add "
+                          "variants to it afterwards (each route would need its own gate). Re-export the model with "
+                          "--variants openvino (exact) instead.")
+    accuracy_control.check_max_drop(max_drop, expand(names), manifest.kind)  # before the source model loads
     target = model or manifest.source.get("path") or manifest.source.get("model")
     source = load_source(target, kind=manifest.kind, trust_remote_code=trust_remote_code)
     dest = bundle.root
@@ -405,7 +489,7 @@ def quantize_bundle(bundle_path: str | Path, names: Sequence[str], *, calibratio
         shutil.rmtree(tmp)
         shutil.copytree(dest, tmp)
         add_variants(source, tmp, manifest, names, calibration=calibration, force=force, progress=progress,
-                     eval_tasks=eval_tasks, static_shapes=static_shapes)
+                     eval_tasks=eval_tasks, static_shapes=static_shapes, max_drop=max_drop)
         seal(tmp, manifest)
         bundle_writer.commit(tmp, dest)
     return dest

@@ -13,7 +13,9 @@ class FamilySpec:
 
     ``family``: "splade" (MLM Transformer + SpladePooling), "splade-router" (inference-free: SparseStaticEmbedding
     queries, SPLADE documents), "csr" (Transformer + Pooling + SparseAutoEncoder), "static" (StaticEmbedding
-    [+ Normalize]), "multivec" (Transformer + Dense + MultiVectorMask [+ Normalize]).
+    [+ Normalize]), "multivec" (Transformer + Dense + MultiVectorMask [+ Normalize]), "router" (SentenceTransformer
+    whose Router sends queries and documents through two different BERTs), "splade-2route" (SparseEncoder Router with
+    an MLM transformer per route).
     """
 
     name: str
@@ -36,6 +38,9 @@ class FamilySpec:
     query_expansion: bool = False
     init_std: float = 0.1
     seed: int = 0
+    query_max_seq_length: int | None = None  # router: the query route's own limit (documents: max_seq_length)
+    route_names: tuple[str, str] = ("query", "document")  # router: other names need route_mappings
+    shared_tail: bool = False  # router: Pooling + Normalize after the Router instead of inside each route
 
     @property
     def kind(self) -> str:
@@ -61,6 +66,14 @@ _ALL = [
                prompts=(("query", "[Q] "), ("document", "[D] "))),
     FamilySpec("multivec-lengths", "multivec", "BERT, Dense 32->16, MultiVectorMask without skiplist, no Normalize; "
                "query_length 12, document_length 40", dense_out=16, query_length=12, document_length=40),
+    FamilySpec("router-dense", "router", "Router.for_query_document: query [BERT A, mean Pooling, Normalize] at "
+               "max_seq_length 24, document [BERT B, cls Pooling, Normalize] at 48; 'query: ' prompt",
+               pooling="cls", max_seq_length=48, query_max_seq_length=24, prompts=(("query", "query: "),)),
+    FamilySpec("router-mapped", "router", "Router(q=[BERT A], d=[BERT B]) with route_mappings query->q, "
+               "document->d, default d; shared mean Pooling + Normalize after the Router", pooling="mean",
+               route_names=("q", "d"), shared_tail=True),
+    FamilySpec("splade-2route", "splade-2route", "SparseEncoder Router: query [BERT MLM A + SpladePooling max], "
+               "document [BERT MLM B + SpladePooling max]", max_seq_length=48, query_max_seq_length=24),
 ]
 
 FAMILY_SPECS: dict[str, FamilySpec] = {spec.name: spec for spec in _ALL}

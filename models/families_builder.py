@@ -102,6 +102,44 @@ def _multivec(spec: FamilySpec, tok, scratch: Path):
     return MultiVectorEncoder(modules=modules, device="cpu", prompts=dict(spec.prompts) or None)
 
 
+def _router(spec: FamilySpec, tok, scratch: Path):
+    """A SentenceTransformer whose Router has a different BERT per route (seeds differ, so do the results)."""
+    import dataclasses
+
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Router, Transformer
+
+    q_spec = dataclasses.replace(spec, seed=spec.seed + 101)
+    query = Transformer(str(_encoder(tok, q_spec, scratch / "query")),
+                        max_seq_length=spec.query_max_seq_length or spec.max_seq_length)
+    document = Transformer(str(_encoder(tok, spec, scratch / "document")), max_seq_length=spec.max_seq_length)
+    q_name, d_name = spec.route_names
+    if spec.shared_tail:
+        routes = {q_name: [query], d_name: [document]}
+        tail = [Pooling(spec.hidden_size, pooling_mode=spec.pooling), Normalize()]
+    else:
+        routes = {q_name: [query, Pooling(spec.hidden_size, pooling_mode="mean"), Normalize()],
+                  d_name: [document, Pooling(spec.hidden_size, pooling_mode=spec.pooling), Normalize()]}
+        tail = []
+    mappings = None if (q_name, d_name) == ("query", "document") else {("query", None): q_name,
+                                                                         ("document", None): d_name}
+    router = Router(routes, default_route=d_name, route_mappings=mappings)
+    return SentenceTransformer(modules=[router, *tail], device="cpu", prompts=dict(spec.prompts) or None)
+
+
+def _splade_two_routes(spec: FamilySpec, tok, scratch: Path):
+    import dataclasses
+
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.sparse_encoder.modules import Router
+
+    q_spec = dataclasses.replace(spec, seed=spec.seed + 101, max_seq_length=spec.query_max_seq_length or
+                                 spec.max_seq_length)
+    router = Router.for_query_document(query_modules=_splade_modules(tok, q_spec, scratch / "query"),
+                                       document_modules=_splade_modules(tok, spec, scratch / "document"))
+    return SparseEncoder(modules=[router], device="cpu", similarity_fn_name="dot")
+
+
 def build_family_into(spec: FamilySpec, out: Path, scratch: Path) -> None:
     """Write ``spec`` as a Sentence Transformers folder at ``out``."""
     with quiet():
@@ -113,6 +151,10 @@ def build_family_into(spec: FamilySpec, out: Path, scratch: Path) -> None:
             model = _static(spec, tok)
         elif spec.family == "multivec":
             model = _multivec(spec, tok, scratch)
+        elif spec.family == "router":
+            model = _router(spec, tok, scratch)
+        elif spec.family == "splade-2route":
+            model = _splade_two_routes(spec, tok, scratch)
         else:
             raise KeyError(f"unknown family {spec.family!r}")
         model.save(str(out))

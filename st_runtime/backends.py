@@ -6,11 +6,13 @@ package imports onnxruntime or openvino.
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -102,8 +104,21 @@ class OnnxRuntimeSession:
         provider_options = None
         if providers[0] == "CUDAExecutionProvider" and device and ":" in device:
             provider_options = [{"device_id": int(device.split(":")[1])}, {}]
+        self._path, self._options, self._providers = path, options, (providers, provider_options)
+        self._single: object | None = None  # the one-thread session of run_many, made on first use
+        self._lock = threading.Lock()
+        self._session = self._create(options)
+        self.input_names = [i.name for i in self._session.get_inputs()]
+        self.output_names = [o.name for o in self._session.get_outputs()]
+        self.providers = self._session.get_providers()
+        self.description = f"onnxruntime {ort.__version__} {self.providers[0]} threads={options.intra_op_num_threads}"
+
+    def _create(self, options):
+        ort = _require("onnx")
+        path = self._path
+        providers, provider_options = self._providers
         try:
-            self._session = ort.InferenceSession(
+            return ort.InferenceSession(
                 str(path), sess_options=options, providers=providers, provider_options=provider_options
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
@@ -114,14 +129,51 @@ class OnnxRuntimeSession:
                     "Upgrade onnxruntime or re-export with a lower opset."
                 ) from exc
             raise IntegrityError(f"onnxruntime could not load {path.name}: {message}. Re-export the bundle.") from exc
-        self.input_names = [i.name for i in self._session.get_inputs()]
-        self.output_names = [o.name for o in self._session.get_outputs()]
-        self.providers = self._session.get_providers()
-        self.description = f"onnxruntime {ort.__version__} {self.providers[0]} threads={options.intra_op_num_threads}"
 
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         names = list(outputs) if outputs else self.output_names
         return dict(zip(names, self._session.run(names, feeds)))
+
+    def run_many(self, feeds: Iterable[dict[str, np.ndarray]], outputs: Sequence[str] | None = None
+                 ) -> Iterator[dict[str, np.ndarray]]:
+        """``run`` for each feed dict, in order, with one batch in flight per thread.
+
+        On the CPU, a one-thread session of the same graph runs ``threads`` batches at once (ONNX Runtime sessions
+        take concurrent calls), instead of every thread on one batch at a time; each batch is computed by the same
+        kernels. With one thread, or on a GPU, this is ``run`` in a loop.
+        """
+        workers = int(self._options.intra_op_num_threads)
+        if workers < 2 or self.providers[0] != "CPUExecutionProvider":
+            yield from (self.run(feed, outputs) for feed in feeds)
+            return
+        single = self._single_thread()
+        names = list(outputs) if outputs else self.output_names
+        pending: collections.deque = collections.deque()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="st-runtime-batch") as pool:
+            try:
+                for feed in feeds:
+                    if len(pending) == workers:
+                        yield dict(zip(names, pending.popleft().result()))
+                    pending.append(pool.submit(single.run, names, feed))
+                while pending:
+                    yield dict(zip(names, pending.popleft().result()))
+            finally:
+                for future in pending:  # a consumer that stopped early: let the running calls end
+                    future.cancel()
+
+    def _single_thread(self):
+        if self._single is None:
+            with self._lock:
+                if self._single is None:
+                    ort = _require("onnx")
+                    options = ort.SessionOptions()
+                    options.graph_optimization_level = self._options.graph_optimization_level
+                    options.intra_op_num_threads = 1
+                    options.inter_op_num_threads = 1
+                    options.execution_mode = self._options.execution_mode
+                    options.enable_mem_pattern = False
+                    self._single = self._create(options)
+        return self._single
 
 
 _KNOWN_NAMES = ("input_ids", "attention_mask", "token_type_ids", "prompt_length", "sentence_embedding",
@@ -170,6 +222,7 @@ class OpenVINOSession:
         self.output_names = [_port_name(p, _KNOWN_NAMES) for p in self._model.outputs]
         self._default = frozenset(n for n in self.output_names if n not in OPTIONAL_OUTPUTS) or frozenset(self.output_names)
         self._compiled: dict[frozenset, object] = {}
+        self._throughput: dict[frozenset, object] = {}  # THROUGHPUT-hint compilations, made on first run_many
         self._lock = threading.Lock()
         self._local = threading.local()
         self._compiled_for(self._default)
@@ -178,25 +231,80 @@ class OpenVINOSession:
 
     def _compiled_for(self, names: frozenset):
         """The compiled model whose outputs are ``names`` (the default set, or every output)."""
+        return self._compiled_in(self._compiled, names, self._config)
+
+    def _compiled_in(self, cache: dict, names: frozenset, config: dict):
         key = self._default if names <= self._default else frozenset(self.output_names)
-        compiled = self._compiled.get(key)
+        compiled = cache.get(key)
         if compiled is None:
             with self._lock:
-                compiled = self._compiled.get(key)
+                compiled = cache.get(key)
                 if compiled is None:
-                    compiled = self._compiled[key] = self._compile(key)
+                    compiled = cache[key] = self._compile(key, config)
         return compiled
 
-    def _compile(self, names: frozenset):
+    def _compile(self, names: frozenset, config: dict):
         model = self._model
         if names != frozenset(self.output_names):
             results = [r for r, n in zip(model.get_results(), self.output_names) if n in names]
             model = self._ov.Model(results, model.get_parameters(), model.get_friendly_name())
         try:
-            return self._core.compile_model(model, self._device, self._config)
+            return self._core.compile_model(model, self._device, config)
         except Exception as exc:  # openvino raises RuntimeError with a long text
             raise IntegrityError(
                 f"OpenVINO could not compile {self._path.name}: {str(exc)[:500]}. Re-export the bundle.") from exc
+
+    def _throughput_for(self, names: frozenset):
+        """The THROUGHPUT-hint compilation (several streams, fewer threads each) whose outputs are ``names``."""
+        return self._compiled_in(self._throughput, names, {**self._config, "PERFORMANCE_HINT": "THROUGHPUT"})
+
+    def run_many(self, feeds: Iterable[dict[str, np.ndarray]], outputs: Sequence[str] | None = None
+                 ) -> Iterator[dict[str, np.ndarray]]:
+        """``run`` for each feed dict, in order, with several batches in flight.
+
+        For calls of many batches (a large ``encode``, ``embed``): a THROUGHPUT compilation runs one infer request
+        per stream (on 2 cores: 2 streams of 1 thread) instead of every core on one batch at a time, so the serial
+        parts of each batch overlap. Each batch is computed by the same compiled graph; where OpenVINO gives one
+        stream only, this is ``run`` in a loop.
+        """
+        names = list(outputs or self.output_names)
+        compiled = self._throughput_for(frozenset(names))
+        requests = self._thread_requests(compiled, many=True)
+        if len(requests) < 2:
+            yield from (self.run(feed, outputs) for feed in feeds)
+            return
+        ports = {_port_name(port, _KNOWN_NAMES): port for port in compiled.outputs}
+        pending: collections.deque = collections.deque()  # (request, feeds kept alive while it reads them)
+        started = 0
+        try:
+            for feed in feeds:
+                if len(pending) == len(requests):  # round robin: the oldest in flight is the request to reuse
+                    yield self._collect(pending.popleft()[0], ports, names)
+                request = requests[started % len(requests)]
+                request.start_async(feed, share_inputs=True)
+                pending.append((request, feed))
+                started += 1
+            while pending:
+                yield self._collect(pending.popleft()[0], ports, names)
+        finally:
+            for request, _ in pending:  # a consumer that stopped early: never free inputs a request still reads
+                request.wait()
+
+    @staticmethod
+    def _collect(request, ports: dict, names: list[str]) -> dict[str, np.ndarray]:
+        request.wait()
+        return {name: np.array(request.get_tensor(ports[name]).data, copy=True) for name in names}
+
+    def _thread_requests(self, compiled, many: bool = False):
+        """This thread's infer requests for ``compiled`` (one, or one per stream when ``many``)."""
+        cache = getattr(self._local, "requests", None)
+        if cache is None:
+            cache = self._local.requests = {}
+        requests = cache.get(id(compiled))
+        if requests is None:
+            count = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) if many else 1
+            requests = cache[id(compiled)] = [compiled.create_infer_request() for _ in range(max(1, count))]
+        return requests
 
     def compiled_input_shapes(self) -> list:
         """The input partial shapes of the compiled default model (static for a static-shape IR)."""
@@ -206,12 +314,7 @@ class OpenVINOSession:
         names = frozenset(outputs) if outputs else frozenset(self.output_names)
         compiled = self._compiled_for(names)
         # One infer request per thread and compiled model: reused across calls, never shared between threads.
-        requests = getattr(self._local, "requests", None)
-        if requests is None:
-            requests = self._local.requests = {}
-        request = requests.get(id(compiled))
-        if request is None:
-            request = requests[id(compiled)] = compiled.create_infer_request()
+        request = self._thread_requests(compiled)[0]
         # share_inputs: no copy of the feeds (this call blocks until the request is done with them);
         # share_outputs: views of the request's buffers, which the next call overwrites, so what is returned is copied.
         result = request.infer(feeds, share_inputs=True, share_outputs=True)

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import hash_cache
 from .errors import BundleNotFoundError, IntegrityError, WrongModelKindError
 from .manifest import CLASS_OF_KIND, MANIFEST_NAME, Manifest, VariantSpec
 
@@ -24,8 +25,9 @@ class Bundle:
     """A verified bundle on disk: its directory and its manifest.
 
     Opening checks every file's presence and size; sha256 is checked for all files with ``verify="all"``
-    (``st-runtime validate``), or, with ``verify=True``, for the files of the variant that gets loaded
-    (``check_hashes``): a full bundle holds nine graphs, and hashing them all would cost more than loading one.
+    (``st-runtime validate``, always hashing), or, with ``verify=True``, for the files of the variant that gets
+    loaded (``check_hashes``): a full bundle holds nine graphs, and hashing them all would cost more than loading
+    one. Loads reuse the digest of a file unchanged since an earlier load (``hash_cache``).
     """
 
     root: Path
@@ -53,7 +55,7 @@ class Bundle:
                 f"{str(root)!r} holds a {manifest.kind} bundle; open it with st_runtime.{other} instead."
             )
         bundle = cls(root=root.resolve(), manifest=manifest, verify=bool(verify))
-        bundle.check_files(full=verify == "all")
+        bundle.check_files(full=verify == "all", fresh=True)
         return bundle
 
     def path_of(self, rel: str) -> Path:
@@ -63,6 +65,9 @@ class Bundle:
     def files_of(self, variant: str) -> list[str]:
         """Files a variant needs: its graph, the graph's weights (.bin, external data) and every shared file."""
         owned = {name: _own_files(spec) for name, spec in self.manifest.variants.items()}
+        for route in self.manifest.graph_routes().values():  # a Router route's graph of each variant
+            for name, spec in route.variants.items():
+                owned.setdefault(name, set()).update(_own_files(spec))
         others = set().union(*(files for name, files in owned.items() if name != variant))
         return [rel for rel in self.manifest.files if rel in owned[variant] or rel not in others]
 
@@ -76,8 +81,11 @@ class Bundle:
         if self.verify:
             self.check_files(full=True, only=[rel for rel in files if rel not in self._hashed])
 
-    def check_files(self, full: bool = True, only: list[str] | None = None) -> None:
-        """Raise IntegrityError if a file is missing, has the wrong size, or (``full``) the wrong sha256."""
+    def check_files(self, full: bool = True, only: list[str] | None = None, fresh: bool = False) -> None:
+        """Raise IntegrityError if a file is missing, has the wrong size, or (``full``) the wrong sha256.
+
+        A digest remembered from an earlier load of the unchanged file is reused (``hash_cache``) unless ``fresh``.
+        """
         for rel, entry in self.manifest.files.items():
             if only is not None and rel not in only:
                 continue
@@ -94,13 +102,19 @@ class Bundle:
                     f"Bundle file {rel!r} has {size} bytes but the manifest records {entry['size']}: it is truncated "
                     "or was replaced. Re-copy or re-export the bundle."
                 )
-            if full and sha256_file(path) != entry.get("sha256"):
+            if not full:
+                continue
+            digest = None if fresh else hash_cache.remembered(path)
+            if digest is None:
+                digest = sha256_file(path)
+                if digest == entry.get("sha256"):
+                    hash_cache.remember(path, digest)
+            if digest != entry.get("sha256"):
                 raise IntegrityError(
                     f"Bundle file {rel!r} fails its sha256 check: it is corrupt or was modified. Re-copy or "
                     "re-export the bundle (or pass verify=False to skip checks at your own risk)."
                 )
-            if full:
-                self._hashed.add(rel)
+            self._hashed.add(rel)
 
     def variant(self, name: str | None) -> tuple[str, VariantSpec]:
         """The named variant, or the default one."""

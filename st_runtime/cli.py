@@ -47,7 +47,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.model, args.out, overwrite=args.overwrite, variants=_split(args.variants), calibration=calibration,
         force=args.force, progress=_printer("export"), eval_tasks=_eval_tasks(args),
         trust_remote_code=args.trust_remote_code, with_tokenizer=_with_tokenizer(args),
-        static_shapes=args.static_shapes,
+        static_shapes=args.static_shapes, max_drop=args.max_drop,
     )
     return 0
 
@@ -97,7 +97,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if args.variants or args.static_shapes:
         quantize_bundle(args.bundle, _split(args.variants), calibration=calibration, force=args.force,
                         model=args.model, progress=progress, eval_tasks=_eval_tasks(args),
-                        trust_remote_code=args.trust_remote_code, static_shapes=args.static_shapes)
+                        trust_remote_code=args.trust_remote_code, static_shapes=args.static_shapes,
+                        max_drop=args.max_drop)
     if _with_tokenizer(args) is not None:
         from st_runtime.export.text_graph import text_graph_bundle
 
@@ -144,6 +145,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"modules:      {' -> '.join(e.modules)}")
         if e.prompts:
             print(f"prompts:      {e.prompts} default={e.default_prompt_name}")
+        if e.router:
+            _print_routes(e.router, m)
     if m.sparse:
         _print_sparse(m.sparse)
     if m.cross_encoder:
@@ -173,10 +176,22 @@ def _print_sparse(s) -> None:
     print(f"sparse:       dim={s.dimension} {post} max_active_dims={s.max_active_dims} similarity={s.similarity_fn_name}")
     print(f"modules:      {' -> '.join(s.modules)}")
     if s.router:
-        routes = ", ".join(f"{name}={route.type}" for name, route in s.router.routes.items())
-        print(f"routes:       {routes} (default {s.router.default_route})")
+        _print_routes(s.router, None)
     if s.prompts:
         print(f"prompts:      {s.prompts} default={s.default_prompt_name}")
+
+
+def _print_routes(router, manifest) -> None:
+    """A Router's routes: which graph each runs (the main one, or its own under routes/), and their parity."""
+    mapped = ", ".join(f"task={t!r} -> {r}" for t, mod, r in router.route_mappings if t is not None)
+    print(f"routes:       default {router.default_route}" + (f"; {mapped}" if mapped else ""))
+    for name, route in router.routes.items():
+        what = route.type if route.type != "graph" else "own graphs" if route.variants else "the main graph"
+        print(f"  {name:12s} {what} ({' -> '.join(route.modules)})")
+        for variant, spec in route.variants.items():
+            acc = spec.accuracy
+            figure = f"max_abs={acc['max_abs']:.2g} (task={acc.get('task')!r})" if "max_abs" in acc else ""
+            print(f"  {'':12s} {variant:10s} {spec.file}  {figure}")
 
 
 def _print_auto(manifest, policy, root) -> None:
@@ -207,7 +222,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     model = SentenceTransformer(args.bundle, variant=args.variant, **auto_policy_kwargs(args))
     texts = args.texts or DEMO_SENTENCES
     embeddings = model.encode(texts, prompt_name=args.prompt_name, normalize_embeddings=args.normalize,
-                              truncate_dim=args.truncate_dim)
+                              truncate_dim=args.truncate_dim, task=args.task)
     scores = model.similarity(embeddings, embeddings)
     heavy = [m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules]
     print(f"{model!r}: {embeddings.shape[0]} texts -> {embeddings.shape[1]}-d {embeddings.dtype} embeddings "
@@ -242,6 +257,10 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-sts", metavar="FILE",
                    help="your scored pairs (format of `st-runtime evaluate --sts`): variants must keep >= 99.5%% "
                         "of torch fp32's Spearman on it; recorded in the manifest")
+    p.add_argument("--max-drop", type=float, metavar="FRACTION",
+                   help="openvino-int8 only: quantize with NNCF's accuracy control, reverting layers to fp32 until "
+                        "the task metric (your --eval-ir / --eval-sts data, else the built-in selection split) drops "
+                        "by at most this fraction (e.g. 0.005); still gated afterwards on the gate split")
 
 
 def _shape_option(p: argparse.ArgumentParser) -> None:
@@ -312,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-name", default=None)
     p.add_argument("--truncate-dim", type=int, default=None)
     p.add_argument("--normalize", action="store_true")
+    p.add_argument("--task", default=None, help="a Router model's route: 'query', 'document' or a route name "
+                   "(as encode(task=...); the task's prompt is not added, use --prompt-name)")
     p.set_defaults(func=cmd_encode)
 
     # Commands whose code lives with their feature; each module offers register(subparsers).

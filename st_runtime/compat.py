@@ -79,11 +79,12 @@ def refuse_tensor(convert_to_tensor: Any) -> None:
 
 
 def check_extra_kwargs(method: str, kwargs: dict[str, Any]) -> str | None:
-    """The ``**kwargs`` sentence-transformers forwards to the model: ``task`` is accepted (query / document),
+    """The ``**kwargs`` sentence-transformers forwards to the model: ``task`` is accepted (query / document, or a
+    Router model's route name; a model without a Router ignores it, as sentence-transformers does),
     ``processing_kwargs`` refused with its reason, anything else refused as unknown. Returns the task."""
     task = kwargs.pop("task", None)
-    if task not in (None, "query", "document"):
-        raise InputValidationError(f"task must be 'query', 'document' or None, got {task!r}.")
+    if task is not None and not isinstance(task, str):
+        raise InputValidationError(f"task must be a string such as 'query' or 'document', or None, got {task!r}.")
     if kwargs.pop("processing_kwargs", None):
         refuse("processing_kwargs")
     if kwargs:

@@ -24,6 +24,7 @@ from .similarity import resolve_similarity_name
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_TOKENS = 4096
+_LATE_INTERACTION = ("maxsim", "meanmaxsim")
 
 
 class FrozenDict(dict):
@@ -140,7 +141,8 @@ class EncodeConfig:
         set_(self, "max_batch_tokens", _optional_positive("max_batch_tokens", self.max_batch_tokens))
         if self.precision not in PRECISIONS:
             raise InputValidationError(f"Precision {self.precision!r} is not supported; choose one of {PRECISIONS}.")
-        set_(self, "similarity_fn_name", resolve_similarity_name(self.similarity_fn_name))
+        if self.similarity_fn_name not in _LATE_INTERACTION:  # MultiVectorEncoder's own names stay as they are
+            set_(self, "similarity_fn_name", resolve_similarity_name(self.similarity_fn_name))
         set_(self, "normalize", bool(self.normalize))
         set_(self, "include_prompt", bool(self.include_prompt))
         if self.ranges is not None:

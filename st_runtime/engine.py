@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 from typing import Iterator, Sequence
 
@@ -108,8 +109,27 @@ class GraphRunner:
         tokenizer = tokenizer or self.tokenizer
         limit = self.width_limit(tokenizer)
         lengths = rows.lengths() if hasattr(rows, "lengths") else [len(ids) for ids, _ in rows]  # long_text.Windows
-        for indices in plan_batches(lengths, batch_size, max_tokens, self.pad_multiple):
-            batch = [rows[i] for i in indices]
-            width = padded_width(max(len(ids) for ids, _ in batch), self.pad_multiple, limit)
-            encoded = tokenizer.pad(batch, width=width)
-            yield indices, encoded, self.session.run(self.feeds(encoded, extra), outputs)
+        plan = plan_batches(lengths, batch_size, max_tokens, self.pad_multiple)
+
+        def padded() -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+            for indices in plan:
+                batch = [rows[i] for i in indices]
+                width = padded_width(max(len(ids) for ids, _ in batch), self.pad_multiple, limit)
+                yield indices, tokenizer.pad(batch, width=width)
+
+        run_many = getattr(self.session, "run_many", None)
+        if run_many is None or len(plan) < 2:
+            for indices, encoded in padded():
+                yield indices, encoded, self.session.run(self.feeds(encoded, extra), outputs)
+            return
+        # Several batches: the backend may keep more than one in flight (OpenVINO streams); results stay in order.
+        staged: collections.deque = collections.deque()
+
+        def feeds() -> Iterator[dict[str, np.ndarray]]:
+            for indices, encoded in padded():
+                staged.append((indices, encoded))
+                yield self.feeds(encoded, extra)
+
+        for result in run_many(feeds(), outputs):
+            indices, encoded = staged.popleft()
+            yield indices, encoded, result

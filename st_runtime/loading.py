@@ -185,3 +185,24 @@ def build_runner(bundle: Bundle, variant: str | None, device: str | None, thread
             raise
         hashing.result()
     return name, GraphRunner(tokenizer, session)
+
+
+def build_route_runners(bundle: Bundle, variant: str, device: str | None,
+                        threads: int | None) -> dict[str, GraphRunner]:
+    """A runner per Router route that has graphs of its own, each opening its graph of ``variant`` (the variant the
+    bundle's main graph runs) with its own tokenizer; empty for a single-path bundle."""
+    runners = {}
+    for name, route in bundle.manifest.graph_routes().items():
+        spec = route.variants.get(variant)
+        if spec is None:
+            raise BackendUnavailableError(f"Route {name!r} of this bundle has no {variant!r} graph (it has "
+                                          f"{sorted(route.variants)}); pass variant= one of those.")
+        bundle.check_hashes([rel for rel in route.files() if rel in (route.tokenizer_file, spec.file,
+                                                                     spec.weights_file)])
+        tokenizer = TextTokenizer.from_file(bundle.path_of(route.tokenizer_file), route.tokenizer)
+        graph_hashes = [bundle.manifest.files[rel]["sha256"] for rel in (spec.file, spec.weights_file)
+                        if rel and "sha256" in bundle.manifest.files.get(rel, {})]
+        session = open_session(bundle.path_of(spec.file), spec.format, device=device, threads=threads,
+                               settings=spec.settings, graph_hashes=graph_hashes)
+        runners[name] = GraphRunner(tokenizer, session)
+    return runners

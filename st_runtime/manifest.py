@@ -63,6 +63,7 @@ class EmbeddingSpec:
     include_prompt: bool = True
     normalized: bool = False
     modules: list[str] = field(default_factory=list)
+    router: "RouterSpec | None" = None  # a Router model: its routes and how a task picks one
 
 
 @dataclass
@@ -78,7 +79,12 @@ class CrossEncoderSpec:
 
 @dataclass
 class RouteSpec:
-    """One route of a Router module: the bundle's graph ("graph") or a numpy-only module with its own files."""
+    """One route of a Router module: a graph or a numpy-only module with its own files.
+
+    A "graph" route without ``variants`` runs the bundle's own graph (the variant the model opened); one with
+    ``variants`` has its own graphs (``routes/<name>/model.onnx``, ...), one per variant name of the bundle, and its
+    own tokenizer (``tokenizer_file`` / ``tokenizer``).
+    """
 
     type: str  # "graph" | "sparse-static" (SparseStaticEmbedding: token presence x per-token weight)
     weights_file: str | None = None  # .npy of the numpy-only module
@@ -86,6 +92,14 @@ class RouteSpec:
     tokenizer: TokenizerSpec | None = None
     add_special_tokens: bool = True
     modules: list[str] = field(default_factory=list)
+    variants: dict[str, VariantSpec] = field(default_factory=dict)
+
+    def files(self) -> list[str]:
+        """Every bundle file this route reads."""
+        own = [rel for rel in (self.weights_file, self.tokenizer_file) if rel]
+        for spec in self.variants.values():
+            own += [rel for rel in (spec.file, spec.weights_file) if rel]
+        return own
 
 
 @dataclass
@@ -134,19 +148,28 @@ class MultiVectorSpec:
     modules: list[str] = field(default_factory=list)
 
 
+def _router_from_dict(router: dict | None) -> RouterSpec | None:
+    if not router:
+        return None
+    routes = {}
+    for name, route in router["routes"].items():
+        route = dict(route)
+        if route.get("tokenizer"):
+            route["tokenizer"] = TokenizerSpec(**route["tokenizer"])
+        route["variants"] = {k: VariantSpec(**v) for k, v in (route.get("variants") or {}).items()}
+        routes[name] = RouteSpec(**route)
+    return RouterSpec(routes=routes, default_route=router.get("default_route"),
+                      route_mappings=[list(m) for m in router.get("route_mappings", [])])
+
+
 def _sparse_from_dict(data: dict) -> SparseSpec:
     data = dict(data)
-    router = data.pop("router", None)
-    if router:
-        routes = {}
-        for name, route in router["routes"].items():
-            route = dict(route)
-            if route.get("tokenizer"):
-                route["tokenizer"] = TokenizerSpec(**route["tokenizer"])
-            routes[name] = RouteSpec(**route)
-        router = RouterSpec(routes=routes, default_route=router.get("default_route"),
-                            route_mappings=[list(m) for m in router.get("route_mappings", [])])
-    return SparseSpec(router=router, **data)
+    return SparseSpec(router=_router_from_dict(data.pop("router", None)), **data)
+
+
+def _embedding_from_dict(data: dict) -> EmbeddingSpec:
+    data = dict(data)
+    return EmbeddingSpec(router=_router_from_dict(data.pop("router", None)), **data)
 
 
 @dataclass
@@ -170,9 +193,22 @@ class Manifest:
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
 
+    @property
+    def router(self) -> RouterSpec | None:
+        """The Router section of a sparse or dense bundle (None for a single-path model)."""
+        section = self.sparse or self.embedding
+        return getattr(section, "router", None)
+
+    def graph_routes(self) -> dict[str, RouteSpec]:
+        """Routes with graphs of their own (besides the bundle's main graph)."""
+        router = self.router
+        return {name: r for name, r in router.routes.items() if r.variants} if router else {}
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form, without empty optional sections."""
         data = asdict(self)
+        if data.get("embedding") and data["embedding"].get("router") is None:
+            data["embedding"].pop("router")
         return {k: v for k, v in data.items() if v is not None}
 
     def write(self, directory: Path) -> Path:
@@ -208,7 +244,7 @@ class Manifest:
                 raise ManifestError(f"{where}: kind {kind!r} is not one of {KINDS}.")
             tokenizer = TokenizerSpec(**data["tokenizer"])
             variants = {name: VariantSpec(**spec) for name, spec in data["variants"].items()}
-            embedding = EmbeddingSpec(**data["embedding"]) if data.get("embedding") else None
+            embedding = _embedding_from_dict(data["embedding"]) if data.get("embedding") else None
             cross = CrossEncoderSpec(**data["cross_encoder"]) if data.get("cross_encoder") else None
             sparse = _sparse_from_dict(data["sparse"]) if data.get("sparse") else None
             multi = MultiVectorSpec(**data["multi_vector"]) if data.get("multi_vector") else None
@@ -258,9 +294,14 @@ class Manifest:
             paths.append(variant.file)
             if variant.weights_file:
                 paths.append(variant.weights_file)
-        if self.sparse and self.sparse.router:
-            for route in self.sparse.router.routes.values():
-                paths += [rel for rel in (route.weights_file, route.tokenizer_file) if rel]
+        router = self.router
+        if router is not None:
+            for name, route in router.routes.items():
+                paths += route.files()
+                missing = sorted(set(self.variants) - set(route.variants)) if route.variants else []
+                if missing:
+                    raise ManifestError(f"{where}: route {name!r} has no graph for variants {missing}; every "
+                                        "variant of a multi-graph Router bundle needs one per route. Re-export it.")
         for rel in paths:
             check_relative_path(rel, where)
         for rel in paths:

@@ -120,6 +120,10 @@ class MultiVectorEncoder(TaskEncoding):
     def __repr__(self) -> str:
         return f"MultiVectorEncoder({str(self.bundle.root)!r}, variant={self.variant!r}, device={self.device!r})"
 
+    def tokenizer_for(self, task: str | None):
+        """The ``TextTokenizer`` ``encode(..., task=task)`` uses: truncating at the task's length."""
+        return self._runner.tokenizer.with_max_length(self._length_for(task))
+
     def _length_for(self, task: str | None) -> int | None:
         if task == "query" and self._spec.query_length is not None:
             return self._spec.query_length
@@ -154,7 +158,7 @@ class MultiVectorEncoder(TaskEncoding):
         prompt = self._resolve_prompt(prompt, prompt_name)
         if prompt:
             texts = [prompt + text for text in texts]
-        tokenizer = self._runner.tokenizer.with_max_length(self._length_for(task))
+        tokenizer = self.tokenizer_for(task)
         rows = tokenizer.encode(texts)
         out: list[Any] = [None] * len(texts)
         for indices in plan_batches([len(ids) for ids, _ in rows], batch_size, max_batch_tokens):

@@ -16,9 +16,10 @@ from .config import DEFAULT_BATCH_TOKENS, EncodeConfig, merge_prompts
 from .engine import GraphRunner
 from .errors import InputValidationError
 from .inputs import positive_int, text_batch
-from .loading import AutoPolicy, build_runner
+from .loading import AutoPolicy, build_route_runners, build_runner
 from .manifest import MANIFEST_NAME, EmbeddingSpec, Manifest
 from .model_base import RunnerModel, Rows
+from .routing import resolve_route
 from .similarity import PAIRWISE, SIMILARITY
 from .task_prompts import task_prompt_name
 
@@ -74,6 +75,7 @@ class SentenceTransformer(RunnerModel):
     ) -> None:
         from .st_folder import is_st_folder, open_st_folder
 
+        self._route_runners: dict[str, GraphRunner] = {}
         file_name = check_init_arguments(
             "SentenceTransformer", model_name_or_path, modules=modules, cache_folder=cache_folder,
             trust_remote_code=trust_remote_code, revision=revision, token=token, use_auth_token=use_auth_token,
@@ -100,7 +102,9 @@ class SentenceTransformer(RunnerModel):
             policy = AutoPolicy(allow_batch_dependent, min_retention, min_top10)  # only variant="auto" reads it
 
             def opener(dev: str | None) -> tuple[str, GraphRunner]:
-                return build_runner(bundle, chosen, dev, threads, policy)
+                name, runner = build_runner(bundle, chosen, dev, threads, policy)
+                self._route_runners = build_route_runners(bundle, name, dev, threads)  # a Router's other routes
+                return name, runner
 
             self.variant, runner = opener(device)
             self._factory = functools.partial(type(self), str(bundle.root), variant=self.variant, verify=False)
@@ -113,6 +117,7 @@ class SentenceTransformer(RunnerModel):
         """Build an encoder from an in-memory runner and manifest (no bundle directory needed)."""
         self = cls.__new__(cls)
         self.bundle, self.variant = None, manifest.default_variant
+        self._route_runners = dict(settings.pop("route_runners", None) or {})
         self._init(runner, manifest, settings.pop("device", None), **settings)
         return self
 
@@ -123,12 +128,17 @@ class SentenceTransformer(RunnerModel):
         self._runner = runner
         self._device = device or "cpu"
         self._spec = spec
+        self._router = spec.router
         merged = merge_prompts(spec.prompts, prompts)
+        lengths = [r.tokenizer.max_seq_length for r in (runner, *self._route_runners.values())]
+        # A Router's max_seq_length is the largest of its routes' (sentence-transformers' Router.max_seq_length);
+        # while it stays at that value each route truncates at its own, once set every route uses the new one.
+        self._routes_length = max(lengths, key=lambda v: float("inf") if v is None else v)
         config = EncodeConfig(
             prompts=merged,
             default_prompt_name=default_prompt_name if default_prompt_name is not None else spec.default_prompt_name,
             include_prompt=spec.include_prompt,
-            max_seq_length=runner.tokenizer.max_seq_length,
+            max_seq_length=self._routes_length,
             truncate_dim=truncate_dim if truncate_dim is not None else spec.truncate_dim,
             similarity_fn_name=similarity_fn_name if similarity_fn_name is not None else
             (spec.similarity_fn_name or "cosine"),
@@ -145,25 +155,54 @@ class SentenceTransformer(RunnerModel):
                 "include_prompt=False needs a graph exported with prompt-excluding pooling; re-export the model "
                 "after model.set_pooling_include_prompt(False)."
             )
+        if config.similarity_fn_name not in SIMILARITY:  # 'maxsim' is a MultiVectorEncoder's
+            raise InputValidationError(f"Unknown similarity function {config.similarity_fn_name!r}; choose one of "
+                                       f"{sorted(SIMILARITY)}.")
+        runner = self._runner_for(config)  # an unknown task fails here, naming the routes
         super()._set_config(config)
+        if runner is not self._runner or self._router is not None:
+            self._tokenizer_view = self._route_tokenizer(runner, config)
+
+    # ----- Router routes ---------------------------------------------------------------------------------------
+    @property
+    def routes(self) -> list[str]:
+        """Route names of a Router model (empty for a single-path model)."""
+        return list(self._router.routes) if self._router is not None else []
+
+    def _runner_for(self, config: EncodeConfig) -> GraphRunner:
+        """The graph ``config.task`` takes: sentence-transformers' Router resolution; the one graph otherwise."""
+        if self._router is None:
+            return self._runner
+        route = resolve_route(self._router, config.task)
+        if route in self._route_runners:
+            return self._route_runners[route]
+        if self._router.routes[route].variants:
+            raise InputValidationError(f"Route {route!r} has its own graph, which this model was not given "
+                                       "(from_parts(..., route_runners={...})).")
+        return self._runner
+
+    def _route_tokenizer(self, runner: GraphRunner, config: EncodeConfig):
+        own = runner.tokenizer
+        if config.max_seq_length == self._routes_length:
+            return own  # each route at its own max_seq_length, as sentence-transformers' routes are
+        return own.with_max_length(config.max_seq_length)
+
+    def _tokenizer_for(self, config: EncodeConfig):
+        if config is self._config or self._router is None:
+            return super()._tokenizer_for(config)
+        return self._route_tokenizer(self._runner_for(config), config)
+
+    def tokenizer_for(self, task: str | None):
+        """The tokenizer ``encode(..., task=task)`` uses (a Router route's own; the model's otherwise)."""
+        return self._tokenizer_for(self._config.replace(task=task))
+
+    def set_task(self, task: str | None) -> "SentenceTransformer":
+        """The route every later call takes when it names no task (a new configuration, so pool workers, ``embed``
+        and the server follow it); None: the Router's default. Unknown routes raise. Returns the model."""
+        self._set_config(self._config.replace(task=task))
+        return self
 
     # ----- settings with sentence-transformers' names (each change is a new configuration) ----------------------
-    @property
-    def prompts(self) -> dict[str, str]:
-        return dict(self._config.prompts)
-
-    @prompts.setter
-    def prompts(self, value: dict[str, str]) -> None:
-        self._set_config(self._config.replace(prompts=value))
-
-    @property
-    def default_prompt_name(self) -> str | None:
-        return self._config.default_prompt_name
-
-    @default_prompt_name.setter
-    def default_prompt_name(self, value: str | None) -> None:
-        self._set_config(self._config.replace(default_prompt_name=value))
-
     @property
     def truncate_dim(self) -> int | None:
         return self._config.truncate_dim
@@ -203,7 +242,8 @@ class SentenceTransformer(RunnerModel):
     def call_config(self, config: EncodeConfig | None = None, *, truncate_dim: int | None = None,
                     normalize_embeddings: bool = False, precision: str = "float32",
                     max_batch_tokens: Any = _FROM_CONFIG, long_text: str | None = None,
-                    chunk_stride: int | None = None, chunk_pooling: str | None = None) -> EncodeConfig:
+                    chunk_stride: int | None = None, chunk_pooling: str | None = None,
+                    task: str | None = None) -> EncodeConfig:
         """The configuration one ``encode`` call runs with: ``config`` (default: the model's) plus the call's
         arguments. Call arguments add to the configuration (a truncate_dim, normalizing, a precision other than
         float32); they never undo it."""
@@ -219,10 +259,13 @@ class SentenceTransformer(RunnerModel):
             changes["precision"] = precision
         if max_batch_tokens is not _FROM_CONFIG:
             changes["max_batch_tokens"] = max_batch_tokens
-        for name, value in (("long_text", long_text), ("chunk_stride", chunk_stride), ("chunk_pooling", chunk_pooling)):
+        for name, value in (("long_text", long_text), ("chunk_stride", chunk_stride), ("chunk_pooling", chunk_pooling),
+                            ("task", task if self._router is not None else None)):
             if value is not None:
                 changes[name] = value
         config = config.replace(**changes) if changes else config
+        if config.task is not None and self._router is not None:
+            self._runner_for(config)  # an unknown route fails before any work, naming the routes
         if config.truncate_dim is not None and config.truncate_dim > self._spec.dimension:
             raise InputValidationError(
                 f"truncate_dim={config.truncate_dim} is larger than the embedding dimension {self._spec.dimension}."
@@ -277,14 +320,13 @@ class SentenceTransformer(RunnerModel):
         batch_size = positive_int("batch_size", batch_size)
         config = self.call_config(config, truncate_dim=truncate_dim, normalize_embeddings=normalize_embeddings,
                                   precision=precision, max_batch_tokens=max_batch_tokens, long_text=long_text,
-                                  chunk_stride=chunk_stride, chunk_pooling=chunk_pooling)
+                                  chunk_stride=chunk_stride, chunk_pooling=chunk_pooling, task=task)
         if config.long_text == "chunk" and output_value != "sentence_embedding":
             raise InputValidationError(
                 f"long_text='chunk' pools windows into sentence embeddings; output_value={output_value!r} needs "
                 "long_text='truncate'.")
         texts, single = text_batch(inputs)
         prompt = config.resolve_prompt(prompt, prompt_name)
-        del task  # routing by task needs a Router module, which bundles do not have: prompts carry the task
         if isinstance(device, list):
             return self._encode_on_devices(texts, single, device, chunk_size, prompt=prompt, batch_size=batch_size,
                                            output_value=output_value, config=config,
@@ -340,8 +382,9 @@ class SentenceTransformer(RunnerModel):
                                          show_progress_bar=show_progress_bar, quantize=quantize)
         prompt_length = tokenizer.prompt_length(prompt) if prompt and not config.include_prompt else 0
         results: list[Any] = [None] * len(rows)
-        for indices, encoded, outputs in self._row_batches(rows, tokenizer, batch_size, config.max_batch_tokens,
-                                                           self._extra(prompt_length)):
+        runner = self._runner_for(config)
+        for indices, encoded, outputs in runner.iter_rows(rows, batch_size, config.max_batch_tokens,
+                                                          self._extra(prompt_length), None, tokenizer=tokenizer):
             emb = self._finish(outputs["sentence_embedding"], config)
             for row, index in enumerate(indices):
                 mask = encoded["attention_mask"][row]
@@ -349,7 +392,7 @@ class SentenceTransformer(RunnerModel):
                     last = int(np.nonzero(mask)[0][-1]) if mask.any() else 0
                     results[index] = outputs["token_embeddings"][row, : last + 1]
                 else:
-                    item = {name: value[row] for name, value in encoded.items() if name in self._runner.input_names}
+                    item = {name: value[row] for name, value in encoded.items() if name in runner.input_names}
                     item["attention_mask"] = mask
                     item["token_embeddings"] = outputs["token_embeddings"][row]
                     item["sentence_embedding"] = emb[row]
@@ -388,19 +431,21 @@ class SentenceTransformer(RunnerModel):
         config = self.call_config(config)
         batch_size = positive_int("batch_size", batch_size)
         tokenizer = self._tokenizer_for(config)
+        runner = self._runner_for(config)
         windows = None
-        limit = self._runner.width_limit(tokenizer)
+        limit = runner.width_limit(tokenizer)
         if config.long_text == "chunk" and limit is not None:
             from .long_text import Windows, added_tokens
 
-            head, tail = added_tokens(self._runner.tokenizer)
+            head, tail = added_tokens(runner.tokenizer)
             windows = rows = Windows(rows, limit, head if head_length is None else head_length, tail,
                                      config.chunk_stride)
         dim = self._spec.dimension if windows is not None else config.truncate_dim or self._spec.dimension
         out = np.zeros((len(rows), dim), dtype=np.float32)
         bar = tqdm(total=len(rows), desc="Batches", unit="text") if show_progress_bar and rows else None
-        for indices, _, outputs in self._row_batches(rows, tokenizer, batch_size, config.max_batch_tokens,
-                                                     self._extra(prompt_length), ["sentence_embedding"]):
+        for indices, _, outputs in runner.iter_rows(rows, batch_size, config.max_batch_tokens,
+                                                    self._extra(prompt_length), ["sentence_embedding"],
+                                                    tokenizer=tokenizer):
             emb = outputs["sentence_embedding"]
             out[indices] = emb if windows is not None else self._finish(emb, config)
             if bar is not None:

@@ -1,15 +1,42 @@
-"""Sparse embeddings in numpy / scipy.sparse with sentence-transformers' SparseEncoder definitions."""
+"""Sparse embeddings in numpy / scipy.sparse with sentence-transformers' SparseEncoder definitions.
+
+scipy is the ``sparse`` extra, not a base dependency (it is 143 MB of a runtime-only install): it is imported on
+first use, and a missing scipy raises ``BackendNotInstalledError`` naming ``pip install "st-runtime[sparse]"``.
+"""
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
-from .errors import InputValidationError
+from .errors import BackendNotInstalledError, InputValidationError
 from .similarity import SIMILARITY as DENSE_SIMILARITY
 from .similarity import PAIRWISE as DENSE_PAIRWISE
+
+SCIPY_HINT = 'pip install "st-runtime[sparse]"'
+
+
+def scipy_sparse() -> ModuleType:
+    """``scipy.sparse``, imported now; ``BackendNotInstalledError`` naming the extra when scipy is missing."""
+    try:
+        import scipy.sparse
+    except ImportError as exc:
+        raise BackendNotInstalledError(
+            f"Sparse embeddings (SparseEncoder, its CSR results and sparse scoring) need scipy, which the base "
+            f"install leaves out: {SCIPY_HINT}") from exc
+    return scipy.sparse
+
+
+class _LazyScipySparse:
+    """Stands for ``scipy.sparse`` in this module and the SparseEncoder: imports it at the first attribute used."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(scipy_sparse(), name)
+
+
+sp = _LazyScipySparse()
 
 
 def check_max_active_dims(value: Any) -> int | None:

@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from tqdm import tqdm
 
 from . import sparse
 from .bundle import Bundle
 from .errors import InputValidationError
 from .inputs import positive_int, text_batch
-from .loading import AutoPolicy, build_runner
+from .loading import AutoPolicy, build_route_runners, build_runner
 from .manifest import SPARSE_SIMILARITY_FNS, Manifest, SparseSpec
 from .routing import resolve_route
+from .sparse import sp  # scipy.sparse, imported on first use (the sparse extra)
 from .static_modules import SparseStaticRoute, load_tokenizer, load_weights
 from .task_prompts import TaskEncoding, prompt_settings
 
@@ -51,10 +51,12 @@ class SparseEncoder(TaskEncoding):
         min_retention: float | None = None,
         min_top10: float | None = None,
     ) -> None:
+        sparse.scipy_sparse()  # results are scipy CSR: a missing sparse extra fails here, before any loading
         self._threads = threads
         self.bundle = Bundle.open(model_name_or_path, expected_kind="sparse-encoder", verify=verify)
         policy = AutoPolicy(allow_batch_dependent, min_retention, min_top10)  # only variant="auto" reads it
         self.variant, runner = build_runner(self.bundle, variant, device, threads, policy)
+        self._route_runners = build_route_runners(self.bundle, self.variant, device, threads)
         self._init(runner, self.bundle.manifest, device, prompts, default_prompt_name, max_active_dims,
                    similarity_fn_name)
 
@@ -101,8 +103,17 @@ class SparseEncoder(TaskEncoding):
 
     @property
     def tokenizer(self):
-        """The graph route's ``TextTokenizer`` (wraps a ``tokenizers.Tokenizer``)."""
+        """The main graph route's ``TextTokenizer`` (wraps a ``tokenizers.Tokenizer``)."""
         return self._runner.tokenizer
+
+    def _graph_runner(self, route: str | None):
+        """The runner of a transformer route: its own graph, or the bundle's main graph."""
+        return self._route_runners.get(route, self._runner) if route is not None else self._runner
+
+    def tokenizer_for(self, task: str | None):
+        """The ``TextTokenizer`` of the transformer route ``task`` takes (None for a SparseStaticEmbedding route)."""
+        route = resolve_route(self._spec.router, task) if self._spec.router else None
+        return None if route in self._static_routes else self._graph_runner(route).tokenizer
 
     @property
     def device(self) -> str:
@@ -117,7 +128,7 @@ class SparseEncoder(TaskEncoding):
     @property
     def max_seq_length(self) -> int | None:
         """Like sentence-transformers' Router: the largest limit over the routes."""
-        limits = [self._runner.tokenizer.max_seq_length]
+        limits = [r.tokenizer.max_seq_length for r in (self._runner, *self._route_runners.values())]
         limits += [route.tokenizer.truncation["max_length"] for route in self._static_routes.values()
                    if route.tokenizer.truncation]
         limits = [v for v in limits if v]
@@ -125,7 +136,8 @@ class SparseEncoder(TaskEncoding):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int | None) -> None:
-        self._runner.tokenizer.max_seq_length = value
+        for runner in (self._runner, *self._route_runners.values()):  # every transformer route, as ST's Router
+            runner.tokenizer.max_seq_length = value
 
     def get_embedding_dimension(self) -> int:
         return self._spec.dimension
@@ -187,17 +199,18 @@ class SparseEncoder(TaskEncoding):
             rows = [sp.csr_array(sparse.keep_top_k(self._static_routes[route].encode(texts), k))] if texts else []
             matrix = sparse.rows_to_csr(rows, self._spec.dimension)
         else:
-            matrix = self._run_graph(texts, batch_size, max_batch_tokens, k, show_progress_bar)
+            matrix = self._run_graph(self._graph_runner(route), texts, batch_size, max_batch_tokens, k,
+                                     show_progress_bar)
         return self._format(matrix, single, convert_to_tensor, convert_to_sparse_tensor)
 
-    def _run_graph(self, texts, batch_size, max_batch_tokens, k, progress) -> sp.csr_array:
+    def _run_graph(self, runner, texts, batch_size, max_batch_tokens, k, progress) -> sp.csr_array:
         if max_batch_tokens is None:
             per_token = self._spec.dimension if self._spec.pooling_strategy else 1024
             max_batch_tokens = max(64, _LOGIT_BUFFER_FLOATS // max(1, per_token))
         parts: list[sp.csr_array] = []
         order: list[np.ndarray] = []
         bar = tqdm(total=len(texts), desc="Batches", unit="text") if progress else None
-        for indices, _, outputs in self._runner.iter_batches(texts, batch_size, max_batch_tokens):
+        for indices, _, outputs in runner.iter_batches(texts, batch_size, max_batch_tokens):
             emb = outputs["sentence_embedding"]
             if self._spec.topk_relu is not None:
                 emb = sparse.topk_relu(emb, k if k is not None else self._spec.topk_relu)
@@ -255,5 +268,6 @@ class SparseEncoder(TaskEncoding):
     def to(self, device: str) -> "SparseEncoder":
         """Re-open the graph on another device ('cpu', 'cuda', 'cuda:1')."""
         _, self._runner = build_runner(self.bundle, self.variant, device, self._threads)
+        self._route_runners = build_route_runners(self.bundle, self.variant, device, self._threads)
         self._device = device
         return self

@@ -20,7 +20,10 @@ __all__ = ["TextGraph"]
 class TextGraph:
     """The text-in graph of one variant of a bundle."""
 
-    def __init__(self, bundle: str | Path, variant: str | None = None, *, verify: bool | str = True) -> None:
+    def __init__(self, bundle: str | Path, variant: str | None = None, *, prompt_name: str | None = None,
+                 verify: bool | str = True) -> None:
+        """``prompt_name`` picks the graph with that prompt inside (None: the default graph, which has the bundle's
+        default prompt inside when it has one)."""
         opened = Bundle.open(bundle, verify="all" if verify is True else verify)
         manifest = opened.manifest
         with_text = [n for n, v in manifest.variants.items() if v.settings.get("text_graph")]
@@ -32,6 +35,18 @@ class TextGraph:
                 f"`st-runtime quantize {opened.root} --with-tokenizer {variant or ''}`.")
         self.variant = name
         self.settings = dict(manifest.variants[name].settings["text_graph"])
+        by_name = dict(self.settings.get("prompts") or {})
+        if self.settings.get("prompt_name") is not None:
+            by_name.setdefault(self.settings["prompt_name"], self.settings)
+        if not self.settings.get("prompt") and manifest.embedding is not None:  # empty prompts: the plain graph
+            by_name.update({n: self.settings for n, text in manifest.embedding.prompts.items() if not text})
+        if prompt_name is not None:
+            if prompt_name not in by_name:
+                raise InputValidationError(
+                    f"Variant {name!r} has no text-in graph for prompt {prompt_name!r} (graphs with a prompt: "
+                    f"{sorted(by_name) or 'none'}).")
+            self.settings = dict(by_name[prompt_name])
+        self.prompt_name = prompt_name if prompt_name is not None else self.settings.get("prompt_name")
         self.path = opened.root / self.settings["file"]
         try:
             import openvino as ov
@@ -56,4 +71,4 @@ class TextGraph:
         return np.asarray(self._compiled([np.array(list(batch))])[0], dtype=np.float32)
 
     def __repr__(self) -> str:
-        return f"TextGraph({self.path.name!r}, variant={self.variant!r})"
+        return f"TextGraph({self.path.name!r}, variant={self.variant!r}, prompt_name={self.prompt_name!r})"

@@ -16,3 +16,11 @@ def test_variant_footprint_is_the_child_s_own(export_bundle):
     rows = bundle_footprint(bundle)
     assert rows["onnx"]["accurate"] and 0 < rows["onnx"]["file_mb"] < 50 and rows["onnx"]["peak_rss_mb"] > 0
     del ballast
+
+
+def test_token_budget_reaches_the_child(export_bundle):
+    from st_runtime.bench.footprint import variant_footprint
+
+    figures = variant_footprint(export_bundle("bert-mean"), "onnx", max_batch_tokens=64)
+    assert figures["max_batch_tokens"] == 64 and figures["peak_rss_mb"] > 20 and figures["texts"] == 128
+    assert variant_footprint(export_bundle("bert-mean"), "onnx")["max_batch_tokens"] == "default"

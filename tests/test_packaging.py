@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,3 +42,85 @@ def test_runtime_does_not_import_repository_only_folders():
         text = path.read_text()
         for name in ("exporters", "benchmarks", "models"):
             assert f"from {name}" not in text and f"import {name}" not in text, f"{path} imports {name}"
+
+
+# ----- scipy is the sparse extra: a dense-only user never installs nor imports it (issue #23, footprint) ----------
+SCIPY_BLOCKER = """
+import importlib.abc, sys
+class NoScipy(importlib.abc.MetaPathFinder):  # as if scipy were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'scipy':
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, NoScipy())
+"""
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=~!;\[ ]", req, maxsplit=1)[0].strip().lower() for req in requirements}
+
+
+def test_scipy_is_the_sparse_extra_not_a_base_dependency():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert "scipy" not in _requirement_names(project["dependencies"])
+    assert "scipy" in _requirement_names(extras["sparse"]) and "scipy" in _requirement_names(extras["export"])
+    assert "sparse" in re.search(r"\[(.*)\]", extras["all"][0]).group(1).split(",")
+
+
+def _module_level_imports(tree: ast.Module):
+    """Import statements that run at import time (module body, and if/try blocks in it; not inside functions)."""
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            pending.extend(ast.iter_child_nodes(node))
+        elif isinstance(node, ast.ExceptHandler):
+            pending.extend(node.body)
+
+
+def test_no_runtime_module_imports_scipy_at_import_time():
+    for path in (ROOT / "st_runtime").rglob("*.py"):
+        for node in _module_level_imports(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            assert not any(n.split(".")[0] == "scipy" for n in names), f"{path}:{node.lineno} imports scipy"
+
+
+def test_sparse_features_without_scipy_name_the_extra():
+    code = SCIPY_BLOCKER + """
+import numpy as np
+import st_runtime
+from st_runtime import BackendNotInstalledError, SparseEncoder, sparse
+for call in (lambda: SparseEncoder("/nonexistent-bundle"), lambda: sparse.as_csr(np.ones(3))):
+    try:
+        call()
+    except BackendNotInstalledError as exc:
+        assert 'pip install "st-runtime[sparse]"' in str(exc) and isinstance(exc, ImportError), exc
+    else:
+        raise AssertionError("no error without scipy")
+assert sparse.check_max_active_dims(4) == 4  # the numpy-only helpers still work
+print("OK")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "OK" in done.stdout, done.stderr
+
+
+@pytest.mark.torch
+def test_dense_encoding_never_imports_scipy(export_bundle):
+    bundle = export_bundle("bert-mean")
+    code = SCIPY_BLOCKER + f"""
+import sys
+import st_runtime
+from st_runtime import SentenceTransformer, util
+model = SentenceTransformer({str(bundle)!r})
+emb = model.encode(["a first text", "a second, longer text than the first"], batch_size=1)
+scores = model.similarity(emb, emb)
+hits = util.semantic_search(emb, emb, top_k=1)
+assert emb.shape[0] == 2 and scores.shape == (2, 2) and len(hits) == 2
+loaded = sorted(m for m in sys.modules if m.split(".")[0] == "scipy")
+assert not loaded, loaded
+print("OK")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "OK" in done.stdout, done.stderr

@@ -13,24 +13,18 @@ def run(args: argparse.Namespace) -> int:
               "normalize_embeddings": args.normalize, "precision": args.precision}
     long_text = {"long_text": args.long_text, "chunk_stride": args.chunk_stride, "chunk_pooling": args.chunk_pooling}
     if args.ray or args.ray_address:
-        from ..errors import InputValidationError
-        from ..model_kinds import bundle_kind
+        from ..model_kinds import open_model
         from .ray_job import embed_file_ray
-
-        if bundle_kind(args.bundle) in ("sparse-encoder", "multi-vector-encoder") or args.task or args.max_active_dims:
-            raise InputValidationError("embed --ray runs dense SentenceTransformer bundles; embed a sparse or "
-                                       "multi-vector bundle without --ray (one process, every core).")
 
         variant = args.variant
         if variant == "auto":  # chosen once here, so every worker runs the same variant under the same rule
-            from ..sentence_transformer import SentenceTransformer
-
-            variant = SentenceTransformer(args.bundle, variant="auto", **auto_policy_kwargs(args)).variant
+            variant = open_model(args.bundle, variant="auto", **auto_policy_kwargs(args)).variant
         out = embed_file_ray(args.bundle, args.input, args.output, address=args.ray_address, workers=args.workers,
                              rows_per_batch=args.chunk_size, column=args.column, variant=variant,
                              ship_bundle=args.ship_bundle, batch_size=args.batch_size,
                              calibration_embeddings=args.calibration_embeddings,
-                             calibration_size=args.calibration_size, **kwargs, **long_text)
+                             calibration_size=args.calibration_size, max_active_dims=args.max_active_dims,
+                             task=args.task, **kwargs, **long_text)
     else:
         from ..model_kinds import open_model
         from .local import embed_file
@@ -73,7 +67,8 @@ def register(sub) -> None:
     p.add_argument("--calibration-size", type=int, default=10_000,
                    help="int8/uint8: ranges from this many texts at the start of the input (default 10000)")
     p.add_argument("--task", default=None,
-                   help="sparse / multi-vector: 'query' or 'document' (a Router's route; the multi-vector side)")
+                   help="'query', 'document' or a Router route name: the route a Router model takes (dense or sparse), the "
+                        "multi-vector side, and for query/document the prompt encode_query/encode_document use")
     p.add_argument("--max-active-dims", type=int, default=None, help="sparse: keep this many largest dimensions")
     add_cli_options(p)
     p.add_argument("--restart", action="store_true", help="discard an interrupted run instead of resuming it")

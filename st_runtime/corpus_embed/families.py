@@ -54,12 +54,19 @@ def family_config(model: Any, *, truncate_dim: int | None, normalize: bool, prec
             from ..routing import resolve_route
 
             resolve_route(model._spec.router, task)  # noqa: SLF001  (an unknown route fails before any chunk)
-    similarity = model.similarity_fn_name if kind == SPARSE else "dot"  # MaxSim sums per-token dot products
+    similarity = model.similarity_fn_name  # sparse: dot / cosine; multi-vector: maxsim / meanmaxsim, as ST reports
     return EncodeConfig(prompts=dict(model.prompts), default_prompt_name=model.default_prompt_name,
                         max_seq_length=model.max_seq_length, normalize=normalize,
                         max_active_dims=max_active_dims if max_active_dims is not None else
                         getattr(model, "max_active_dims", None),
                         task=task, similarity_fn_name=similarity, max_batch_tokens=None)
+
+
+def task_prompt(task: str | None, prompt_name: str | None, prompts: Any) -> str | None:
+    """``prompt_name``, else the prompt encode_query / encode_document would use for ``task``."""
+    if prompt_name is None and task in TASK_PROMPT_NAMES:
+        return task_prompt_name(task, prompts)
+    return prompt_name
 
 
 def _prompt(config: EncodeConfig, prompt_name: str | None) -> str:

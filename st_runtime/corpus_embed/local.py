@@ -94,10 +94,14 @@ def embed_file(model: Any, input_path: str | Path, output: str | Path, *, chunk_
     check_precision(precision)
     kind = families.kind_of(model)
     if kind == "dense":
-        if max_active_dims is not None or task is not None:
-            raise InputValidationError("--max-active-dims and --task apply to sparse and multi-vector bundles; "
-                                       "for a dense model use --prompt-name.")
-        config = model.call_config(truncate_dim=truncate_dim, normalize_embeddings=normalize, precision=precision)
+        if max_active_dims is not None:
+            raise InputValidationError("--max-active-dims applies to sparse bundles; for a dense model use "
+                                       "--truncate-dim.")
+        # task: a Router model's route (in the configuration) and, for 'query' / 'document', that task's prompt,
+        # as encode_query / encode_document pick it
+        prompt_name = families.task_prompt(task, prompt_name, model.prompts)
+        config = model.call_config(truncate_dim=truncate_dim, normalize_embeddings=normalize, precision=precision,
+                                   task=task)
     else:
         if output.suffix != ".parquet":
             raise InputValidationError(f"A {kind} bundle embeds into Parquet (variable-length rows); name the output "

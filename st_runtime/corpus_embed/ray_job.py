@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendNotInstalledError
+from . import families
 from .sinks import chunk_table, join_parts
 from .sources import read_chunks
 
@@ -28,11 +29,15 @@ def pack_bundle(bundle_dir: Path) -> dict[str, bytes]:
 
 
 class BundleEmbedder:
-    """Ray actor: loads the model once, then embeds each batch of rows ('id', text column)."""
+    """Ray actor: loads the model once, then embeds each batch of rows ('id', text column).
+
+    A dense bundle runs ``encode(texts, **encode_kwargs)``; a sparse or multi-vector bundle gets
+    ``encode_kwargs = {"family": (config, prompt_name, batch_size)}`` (its one configuration, built on the driver) and
+    writes its own columns (``families.encode_chunk_table``)."""
 
     def __init__(self, bundle: str | dict, variant: str | None, column: str, encode_kwargs: dict,
                  threads: int) -> None:
-        from ..sentence_transformer import SentenceTransformer
+        from ..model_kinds import open_model
 
         if isinstance(bundle, dict):  # shipped bytes: unpack into a private folder on this worker
             folder = Path(tempfile.mkdtemp(prefix="st-runtime-bundle-"))
@@ -40,14 +45,20 @@ class BundleEmbedder:
                 (folder / rel).parent.mkdir(parents=True, exist_ok=True)
                 (folder / rel).write_bytes(data)
             bundle = str(folder)
-        self.model = SentenceTransformer(bundle, variant=variant, threads=threads)
-        self.column, self.kwargs = column, encode_kwargs
+        self.model = open_model(bundle, variant=variant, threads=threads)
+        self.column, self.kwargs = column, dict(encode_kwargs)
+        task = self.kwargs.get("task")
+        if "family" not in self.kwargs and task is not None:  # a dense Router route: and the task's prompt
+            self.kwargs["prompt_name"] = families.task_prompt(task, self.kwargs.get("prompt_name"), self.model.prompts)
 
     def __call__(self, batch: Any) -> Any:
         texts = [str(t) for t in batch.column(self.column).to_pylist()]
         ids = batch.column("id").to_numpy()
-        embeddings = self.model.encode(texts, **self.kwargs)
-        table = chunk_table(0, texts, embeddings)
+        if "family" in self.kwargs:
+            config, prompt_name, batch_size = self.kwargs["family"]
+            table = families.encode_chunk_table(self.model, 0, texts, config, prompt_name, batch_size)
+        else:
+            table = chunk_table(0, texts, self.model.encode(texts, **self.kwargs))
         import pyarrow as pa
 
         return table.set_column(0, "id", pa.array(np.asarray(ids, dtype=np.int64)))
@@ -94,6 +105,8 @@ def _with_fixed_ranges(bundle: str | Path, variant: str | None, input_path: Path
     kwargs = dict(encode_kwargs)
     calibration_embeddings = kwargs.pop("calibration_embeddings", None)
     calibration_size = kwargs.pop("calibration_size", None)
+    if kwargs.get("task") is None:
+        kwargs.pop("task", None)
     if kwargs.get("precision", "float32") not in ("int8", "uint8") or "config" in kwargs:
         return kwargs
     from ..sentence_transformer import SentenceTransformer
@@ -104,12 +117,31 @@ def _with_fixed_ranges(bundle: str | Path, variant: str | None, input_path: Path
                                normalize_embeddings=bool(kwargs.pop("normalize_embeddings", False)),
                                precision=kwargs.pop("precision"), long_text=kwargs.pop("long_text", None),
                                chunk_stride=kwargs.pop("chunk_stride", None),
-                               chunk_pooling=kwargs.pop("chunk_pooling", None))
+                               chunk_pooling=kwargs.pop("chunk_pooling", None), task=kwargs.pop("task", None))
+    kwargs["prompt_name"] = families.task_prompt(config.task, kwargs.get("prompt_name"), model.prompts)
     ranges = calibration_ranges(model, config, input_path, column, kwargs.get("prompt_name"),
                                 kwargs.get("batch_size", 32), calibration_size or CALIBRATION_SIZE,
                                 calibration_embeddings)
     kwargs["config"] = config.replace(ranges=ranges)
     return kwargs
+
+
+def _family_kwargs(bundle: str | Path, variant: str | None, encode_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A sparse / multi-vector run's one configuration, built and checked on the driver (as the local job does)."""
+    from ..model_kinds import open_model
+
+    kwargs = dict(encode_kwargs)
+    if kwargs.get("long_text") not in (None, "truncate") or kwargs.get("chunk_stride") is not None:
+        from ..errors import InputValidationError
+
+        raise InputValidationError("--long-text applies to dense bundles; a sparse or multi-vector bundle truncates "
+                                   "at max_seq_length, as sentence-transformers does.")
+    model = open_model(bundle, variant=variant)
+    config = families.family_config(model, truncate_dim=kwargs.get("truncate_dim"),
+                                    normalize=bool(kwargs.get("normalize_embeddings")),
+                                    precision=kwargs.get("precision", "float32"),
+                                    max_active_dims=kwargs.get("max_active_dims"), task=kwargs.get("task"))
+    return {"family": (config, kwargs.get("prompt_name"), int(kwargs.get("batch_size", 32)))}
 
 
 def embed_file_ray(bundle: str | Path, input_path: str | Path, output: str | Path, *, address: str | None = None,
@@ -121,7 +153,17 @@ def embed_file_ray(bundle: str | Path, input_path: str | Path, output: str | Pat
     is a folder of Parquet parts as Ray writes them.
     """
     ray = _ray()
-    encode_kwargs = _with_fixed_ranges(bundle, variant, Path(input_path), column, encode_kwargs)
+    from ..model_kinds import bundle_kind
+
+    if bundle_kind(bundle) in (families.SPARSE, families.MULTI_VECTOR):
+        encode_kwargs = _family_kwargs(bundle, variant, encode_kwargs)
+    else:
+        if encode_kwargs.pop("max_active_dims", None) is not None:
+            from ..errors import InputValidationError
+
+            raise InputValidationError("--max-active-dims applies to sparse bundles; for a dense model use "
+                                       "--truncate-dim.")
+        encode_kwargs = _with_fixed_ranges(bundle, variant, Path(input_path), column, encode_kwargs)
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)

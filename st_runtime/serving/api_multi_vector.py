@@ -3,7 +3,9 @@ formatting only.
 
 - ``/embed_multi_vector``: ``{inputs: str | [str], task: "query" | "document" | null, prompt_name, truncate, model}``
   -> ``[[[float, ...], ...], ...]``: per input, one vector per scored token, as ``MultiVectorEncoder.encode`` (with
-  ``task``: ``encode_query`` / ``encode_document``, their lengths, mask and default prompt) returns them.
+  ``task``: ``encode_query`` / ``encode_document``, their lengths, mask and default prompt) returns them. With
+  ``truncate: false`` an input longer than the task's own length (query_length / document_length, else
+  max_seq_length) is a 413.
 - ``/v1/embeddings`` and ``/embed`` answer a multi-vector model with a 400 that names ``/embed_multi_vector``.
 """
 
@@ -14,8 +16,8 @@ from typing import Any
 from starlette.responses import Response
 
 from ..task_prompts import TASK_PROMPT_NAMES, task_prompt_name
-from .core import Call, RouteSpec, ServingCore
-from .errors import invalid, shown
+from .core import Call, RouteSpec, ServingCore, off_loop
+from .errors import ApiError, invalid, shown
 from .http import json_response, text_or_list
 from .registry import ModelKind, Row, ServedModel, register_kind
 
@@ -52,9 +54,26 @@ async def embed_multi_vector(core: ServingCore, call: Call) -> Response:
         raise invalid(f"'task' must be 'query', 'document' or null, got {shown(task)}.", "task")
     if task is not None and prompt_name is None:  # encode_query / encode_document's default prompt
         prompt_name = task_prompt_name(task, served.model.prompts)
-    rows, _ = await core.embed(call, served, texts, prompt_name=prompt_name, truncate=body.get("truncate"),
-                               param="inputs", task=task)
+    texts = core.limit_inputs(texts, "inputs")
+    if not core.truncation(body.get("truncate")):  # the task's own length, not max_seq_length
+        prompt = served.resolve_prompt(prompt_name)
+        await off_loop(sum(map(len, texts)) < 4096, _check_length, served, texts, prompt, task)
+    rows, _ = await core.embed(call, served, texts, prompt_name=prompt_name, truncate=True, param="inputs",
+                               task=task)
     return json_response([row.tolist() for row in rows])
+
+
+def _check_length(served: ServedModel, texts: list[str], prompt: str, task: str | None) -> None:
+    tokenizer = served.model.tokenizer_for(task)
+    if tokenizer.max_seq_length is None:
+        return
+    _, cut = tokenizer.encode_checked([prompt + t for t in texts] if prompt else texts)
+    if any(cut):
+        side = f"the {task} length" if task else "max_seq_length"
+        raise ApiError(413, f"'inputs[{cut.index(True)}]' is longer than {side} of this model "
+                            f"({tokenizer.max_seq_length} tokens). Send \"truncate\": true to cut it, as "
+                            "sentence-transformers does, or start the server with --auto-truncate.",
+                       "input_too_long", param="inputs")
 
 
 ROUTES = [RouteSpec("/embed_multi_vector", "embed_multi_vector", embed_multi_vector)]

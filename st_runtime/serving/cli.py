@@ -47,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..long_text import add_cli_options
 
     add_cli_options(p.add_argument_group("long texts (embedding models)"))
+    p.add_argument("--task", action="append", default=[], metavar="[NAME=]TASK",
+                   help="dense Router models: the route every request takes ('query', 'document' or a route name; "
+                        "default: the Router's default route), held in the model's configuration; NAME=TASK for "
+                        "one model only (repeatable, e.g. q=BUNDLE d=BUNDLE --task q=query --task d=document)")
     g = p.add_argument_group("request limits")
     g.add_argument("--max-inputs", type=_positive(int), default=512, help="inputs per request (413 above)")
     g.add_argument("--max-input-chars", type=_positive(int), default=None, help="characters per input")
@@ -126,6 +130,13 @@ def build_config(args: argparse.Namespace):
     )
 
 
+def _task_for(name: str, tasks: list[str]) -> str | None:
+    """The --task a model takes: its own NAME=TASK, else a plain TASK, else None."""
+    own = [t.split("=", 1)[1] for t in tasks if "=" in t and t.split("=", 1)[0] == name]
+    plain = [t for t in tasks if "=" not in t]
+    return (own or plain or [None])[-1]
+
+
 def load_models(args: argparse.Namespace) -> dict:
     """Name -> opened model for each BUNDLE argument, with the server-wide --long-text setting applied."""
     from ..errors import InputValidationError
@@ -143,6 +154,12 @@ def load_models(args: argparse.Namespace) -> dict:
                 raise InputValidationError(f"--long-text applies to dense embedding models; {name!r} is a "
                                            f"{type(models[name]).__name__}: serve it from another server.")
             models[name].set_long_text(args.long_text, args.chunk_stride, args.chunk_pooling)
+        task = _task_for(name, getattr(args, "task", None) or [])
+        if task is not None:
+            if not hasattr(models[name], "set_task"):
+                raise InputValidationError(f"--task picks a dense Router model's route; {name!r} is a "
+                                           f"{type(models[name]).__name__}: send \"task\" with each request.")
+            models[name].set_task(task)
         print(f"[serve] {name}: {models[name]!r}", flush=True)
     return models
 

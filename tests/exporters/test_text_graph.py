@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from st_runtime import corpus
-from st_runtime.errors import InputTypeError
+from st_runtime.errors import InputTypeError, InputValidationError
 from st_runtime.manifest import Manifest
 
 pytest.importorskip("openvino_tokenizers")
@@ -117,9 +117,8 @@ def test_unknown_variant_and_prompt_refused(export_bundle, tmp_path):
     root, manifest = _staging_copy(export_bundle("bert-mean"), tmp_path)
     with pytest.raises(ExportError, match="openvino-int8"):
         add_text_graphs(root, manifest, ["openvino-int8"])
-    manifest.embedding.prompts = {"query": "query: "}
-    manifest.embedding.default_prompt_name = "query"
-    with pytest.raises(UnsupportedModelError, match="default prompt 'query'"):
+    manifest.embedding.truncate_dim = 16
+    with pytest.raises(UnsupportedModelError, match="truncate_dim=16"):
         add_text_graphs(root, manifest, ["onnx"])
 
 
@@ -154,3 +153,69 @@ def test_minilm_text_graph_exact(export_bundle, tmp_path):
     add_text_graphs(root, manifest, ["openvino"])
     text = manifest.variants["openvino"].settings["text_graph"]
     assert text["checked_texts"] == 207 and text["max_abs_vs_runtime"] <= 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["bert-prompts", "bert-noprompt-pool"])
+def test_fixed_prompt_graphs_exact(model, export_bundle, tmp_path):
+    """One text graph per named prompt, the prompt's tokens inside (include_prompt=False: pooled without them),
+    equal to the runtime with that prompt on every check text, the empty text included; a default prompt goes
+    inside the default graph."""
+    from st_runtime import SentenceTransformer
+    from st_runtime.export.text_graph import add_text_graphs
+    from st_runtime.text_graph import TextGraph
+
+    root, manifest = _staging_copy(export_bundle(model, ("openvino",)), tmp_path)
+    manifest.embedding.default_prompt_name = "query"
+    add_text_graphs(root, manifest, ["openvino"])
+    manifest.write(root)
+    text = manifest.variants["openvino"].settings["text_graph"]
+    prompts = manifest.embedding.prompts
+    assert text["prompt"] == prompts["query"] and text["prompt_name"] == "query" and text["max_abs_vs_runtime"] <= 1e-5
+    named = {n for n, p in prompts.items() if p and n != "query"}
+    assert set(text["prompts"]) == named and all(g["max_abs_vs_runtime"] <= 1e-5 for g in text["prompts"].values())
+    if not manifest.embedding.include_prompt:
+        assert text["prompt_length"] > 0
+    batch = ["", "what is a prompt?", TEXTS[5]]
+    runtime = SentenceTransformer(root, variant="openvino", verify=False)
+    for prompt_name in ["query", *named]:
+        got = TextGraph(root, prompt_name=prompt_name, verify=False).encode(batch)
+        np.testing.assert_allclose(got, runtime.encode(batch, prompt_name=prompt_name), atol=1e-5, rtol=0)
+    default = TextGraph(root, verify=False)
+    np.testing.assert_allclose(default.encode(batch), runtime.encode(batch), atol=1e-5, rtol=0)
+    with pytest.raises(InputValidationError, match="no text-in graph for prompt 'nope'"):
+        TextGraph(root, prompt_name="nope", verify=False)
+
+
+@pytest.mark.slow
+def test_prompt_that_merges_with_the_text_refused(export_bundle, tmp_path):
+    """A prompt ending inside a word ('quer' + 'y ...') does not tokenize apart from the text: refused by the id
+    check, naming the prompt, instead of an approximate graph."""
+    from st_runtime.export.text_graph import TokenizerConversionError, add_text_graphs
+
+    root, manifest = _staging_copy(export_bundle("bert-prompts", ("openvino",)), tmp_path)
+    manifest.embedding.prompts = {"query": "search"}
+    with pytest.raises(TokenizerConversionError, match="prompt 'query'"):
+        add_text_graphs(root, manifest, ["openvino"])
+    assert not list(root.glob("*.text.*"))
+
+
+def test_prompt_template_tokens_match_prompt_plus_text(export_bundle):
+    """The template the text graph's tokenizer is converted from: [CLS] + the prompt's tokens + text + [SEP] gives
+    the ids of tokenizing prompt + text (the empty text and truncation included); which graphs get a prompt."""
+    from tokenizers import Tokenizer
+
+    from st_runtime.export.text_graph import _with_prompt_tokens, graph_prompts
+
+    root = export_bundle("bert-prompts")
+    tree = json.loads((root / "tokenizer.json").read_text(encoding="utf-8"))
+    plain = Tokenizer.from_str(json.dumps(tree))
+    plain.enable_truncation(32)
+    templated = Tokenizer.from_str(json.dumps(_with_prompt_tokens(tree, "query: ")))
+    templated.enable_truncation(32)
+    for text in ["", "hello world", "Ελληνικά, 日本語!", " ".join(["long"] * 80)]:
+        assert templated.encode(text).ids == plain.encode("query: " + text).ids
+    manifest = Manifest.read(root)
+    assert graph_prompts(manifest) == {None: "", "query": "query: ", "document": "passage: "}
+    manifest.embedding.default_prompt_name = "query"
+    assert graph_prompts(manifest) == {None: "query: ", "document": "passage: "}

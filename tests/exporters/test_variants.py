@@ -177,3 +177,14 @@ def test_int8_settings_come_from_this_cpu(tiny_all):
         assert variants[name].settings["isa_reason"] == chosen["reason"]
     assert variants["openvino-int8"].settings["overflow_fix"] == chosen["overflow_fix"]
     assert variants["openvino-int8"].settings["built_on_isa"] == chosen["isa"]
+
+
+def test_int8_settings_tuned_on_the_selection_split_are_the_ones_built(tiny_all):
+    """onnx-int8-static's calibration method and openvino-int8's SmoothQuant alpha: each candidate scored on the
+    selection split, the best one built and recorded (test_int8_tuning.py checks the choice itself, slow)."""
+    variants = SentenceTransformer(tiny_all).manifest.variants
+    for name, key in (("onnx-int8-static", "calibration_method"), ("openvino-int8", "smooth_quant_alpha")):
+        tuned = variants[name].settings["tuned"]
+        assert tuned["measured_on"] == "selection split" and len(tuned["trials"]) == 3
+        best = max(tuned["trials"], key=lambda t: t["score"])
+        assert tuned["chosen"] == {key: best[key]} == {key: variants[name].settings[key]}

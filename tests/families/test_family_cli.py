@@ -12,7 +12,9 @@ def test_info_and_validate_sparse_router(export_bundle, capsys):
     bundle = export_bundle("splade-router", ("openvino",))
     assert main(["info", str(bundle)]) == 0
     out = capsys.readouterr().out
-    assert "kind:         sparse-encoder" in out and "routes:       query=sparse-static, document=graph" in out
+    assert "kind:         sparse-encoder" in out and "routes:       default document" in out
+    assert re.search(r"\n  query +sparse-static \(SparseStaticEmbedding\)\n", out), out
+    assert re.search(r"\n  document +the main graph \(", out), out
     assert main(["validate", str(bundle), "--variants", "onnx"]) == 0
     assert re.search(r"onnx: parity OK, max abs \S+ <= 1e-05", capsys.readouterr().out)
 

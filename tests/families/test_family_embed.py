@@ -125,3 +125,33 @@ def test_cli_opens_the_bundle_kind(export_bundle, text_file, tmp_path, capsys, r
     _assert_sparse_rows(pq.read_table(str(out)), router.encode_query(TEXTS))
     assert main(["embed", str(bundle), str(text_file), str(tmp_path / "long.parquet"), "--long-text", "chunk"]) == 2
     assert "--long-text chunk applies to dense bundles" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ray_matches_local_for_sparse_and_multi_vector(router, multivec, text_file, tmp_path):
+    """`embed --ray` writes the same rows and the same columns as the local job, for a sparse Router route and a
+    multi-vector document side (one configuration built on the driver, shipped to the actors whole)."""
+    pytest.importorskip("ray", reason="embed --ray needs the ray extra")
+    import ray
+
+    from st_runtime.corpus_embed.ray_job import embed_file_ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        for model, task, extra in ((router, "query", {"max_active_dims": 6}), (multivec, "document", {})):
+            local = embed_file(model, text_file, tmp_path / f"local-{task}.parquet", chunk_size=16, task=task,
+                               progress=False, **extra)
+            remote = embed_file_ray(model.bundle.root, text_file, tmp_path / f"ray-{task}.parquet", workers=1,
+                                    rows_per_batch=16, task=task, ship_bundle=True, **extra)
+            a, b = pq.read_table(str(local)), pq.read_table(str(remote))
+            assert a.column_names == b.column_names
+            assert a.to_pylist() == b.to_pylist()
+    finally:
+        ray.shutdown()
+
+
+def test_multi_vector_config_names_its_similarity(multivec, text_file, tmp_path):
+    """The configuration stored with the rows names the similarity sentence-transformers reports (maxsim)."""
+    out = embed_file(multivec, text_file, tmp_path / "m.parquet", task="query", progress=False)
+    config = json.loads(pq.read_table(str(out)).schema.metadata[b"st_runtime.config"])
+    assert config["similarity_fn_name"] == multivec.similarity_fn_name == "maxsim"

@@ -45,4 +45,6 @@ def test_loadtest_compare(export_bundle, tmp_path, capsys):
     assert result["latency"]["concurrency"] == 1 and result["latency"]["texts_per_request"] == 1
     assert result["throughput_share"] > 0 and result["in_process_batch1"]["p50_ms"] > 0
     assert result["latency"]["server_handler_ms"] >= result["latency"]["server_inference_ms"] > 0
-    assert "% of texts/s" in printed and "p50 overhead" in printed
+    paced = result["in_process_batch1_paced"]
+    assert paced["p50_ms"] > 0 and paced["gap_ms"] >= 0 and paced["calls"] > 0
+    assert "% of texts/s" in printed and "p50 overhead" in printed and "idle before each call" in printed

@@ -70,3 +70,19 @@ def test_dense_and_multi_vector_side_by_side(multivec, export_bundle):
         assert client.post("/v1/embeddings", json={"input": TEXTS}).status_code == 200
         assert client.post("/embed_multi_vector", json={"inputs": TEXTS}).status_code == 200
         assert client.post("/embed_multi_vector", json={"inputs": TEXTS, "model": "bert"}).status_code == 400
+
+
+def test_truncate_false_checks_the_tasks_own_length(multivec):
+    """query_length 12, document_length 40, max_seq_length 64: truncate=false refuses what the task would cut."""
+    medium = " ".join(["bamboo"] * 20)  # ~22 tokens: past the query length only
+    longer = " ".join(["bamboo"] * 50)  # ~52 tokens: past the document length, within max_seq_length
+    with TestClient(create_app({"colbert": multivec}, ServeConfig())) as client:
+        def post(text, task):
+            return client.post("/embed_multi_vector", json={"inputs": [text], "task": task, "truncate": False})
+
+        refused = post(medium, "query")
+        assert refused.status_code == 413 and "query length" in refused.text and "12 tokens" in refused.text
+        assert post(medium, "document").status_code == 200
+        assert post(longer, "document").status_code == 413
+        assert post(longer, None).status_code == 200
+        _same(post(medium, "document").json(), multivec.encode_document([medium]))
