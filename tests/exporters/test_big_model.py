@@ -1,4 +1,4 @@
-"""Past 2 GiB (issue #22 item 1): a random model of 2.25 GB fp32 exports with its weights in external data from the
+"""Past 2 GiB (issue #22 item 1): a random model of 2.26 GB fp32 exports with its weights in external data from the
 first write, exact, within 3x its fp32 size of memory; it validates, converts to OpenVINO, gets its fp16 and int8
 variants (each kept or refused by its gate), and its bundle loads with the weights memory-mapped.
 
