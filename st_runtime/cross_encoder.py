@@ -183,22 +183,6 @@ class CrossEncoder(RunnerModel):
 
     max_length = RunnerModel.max_seq_length
 
-    @property
-    def prompts(self) -> dict[str, str]:
-        return dict(self._config.prompts)
-
-    @prompts.setter
-    def prompts(self, value: dict[str, str]) -> None:
-        self._set_config(self._config.replace(prompts=value))
-
-    @property
-    def default_prompt_name(self) -> str | None:
-        return self._config.default_prompt_name
-
-    @default_prompt_name.setter
-    def default_prompt_name(self, value: str | None) -> None:
-        self._set_config(self._config.replace(default_prompt_name=value))
-
     def __repr__(self) -> str:
         return f"CrossEncoder({self._where()!r}, variant={self.variant!r}, num_labels={self.num_labels})"
 

@@ -63,6 +63,24 @@ class RunnerModel:
     def get_max_seq_length(self) -> int | None:
         return self.max_seq_length
 
+    @property
+    def prompts(self) -> dict[str, str]:
+        """A copy of the configured prompts (name -> text); setting it makes a new configuration."""
+        return dict(self._config.prompts)
+
+    @prompts.setter
+    def prompts(self, value: dict[str, str]) -> None:
+        self._set_config(self._config.replace(prompts=value))
+
+    @property
+    def default_prompt_name(self) -> str | None:
+        """The prompt used when a call names none; setting it makes a new configuration."""
+        return self._config.default_prompt_name
+
+    @default_prompt_name.setter
+    def default_prompt_name(self, value: str | None) -> None:
+        self._set_config(self._config.replace(default_prompt_name=value))
+
     # ----- devices ---------------------------------------------------------------------------------------------
     @property
     def device(self) -> str:

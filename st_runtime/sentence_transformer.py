@@ -204,22 +204,6 @@ class SentenceTransformer(RunnerModel):
 
     # ----- settings with sentence-transformers' names (each change is a new configuration) ----------------------
     @property
-    def prompts(self) -> dict[str, str]:
-        return dict(self._config.prompts)
-
-    @prompts.setter
-    def prompts(self, value: dict[str, str]) -> None:
-        self._set_config(self._config.replace(prompts=value))
-
-    @property
-    def default_prompt_name(self) -> str | None:
-        return self._config.default_prompt_name
-
-    @default_prompt_name.setter
-    def default_prompt_name(self, value: str | None) -> None:
-        self._set_config(self._config.replace(default_prompt_name=value))
-
-    @property
     def truncate_dim(self) -> int | None:
         return self._config.truncate_dim
 
