@@ -95,6 +95,8 @@ _ALL = [
         labels=("contradiction", "entailment", "neutral")),
     _ce("ce-minilm", "bert", "Real MiniLM-L6 backbone, seeded random head, one score, max_length 256",
         real_backbone=True, max_seq_length=256),
+    _ce("ce-bert-129", "bert", "BERT cross-encoder, one score, max_length 129 (an even pair budget of 126 tokens)",
+        max_seq_length=129),
 ]
 
 SPECS: dict[str, Spec] = {spec.name: spec for spec in _ALL}
