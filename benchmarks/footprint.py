@@ -30,10 +30,11 @@ from st_runtime import corpus
 imported = time.perf_counter() - start
 root, variant, kind, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 budget = {} if sys.argv[5] == "default" else {"max_batch_tokens": int(sys.argv[5])}
+threads = {} if sys.argv[6] == "default" else {"threads": int(sys.argv[6])}
 start = time.perf_counter()
 cls = getattr(st_runtime, {"cross-encoder": "CrossEncoder", "sparse-encoder": "SparseEncoder",
                            "multi-vector-encoder": "MultiVectorEncoder"}.get(kind, "SentenceTransformer"))
-model = cls(root, variant=variant, verify=False)
+model = cls(root, variant=variant, verify=False, **threads)
 loaded = time.perf_counter() - start
 after_load = peak_mb()
 texts = corpus.passages(4 * batch, seed=4101)
@@ -46,7 +47,8 @@ encoded = time.perf_counter() - start
 peak = peak_mb()
 print(json.dumps({"import_s": imported, "load_s": loaded, "rss_after_load_mb": after_load,
                   "peak_rss_mb": peak, "encode_s": encoded, "texts": len(texts), "batch_size": batch,
-                  "max_batch_tokens": budget.get("max_batch_tokens", "default")}))
+                  "max_batch_tokens": budget.get("max_batch_tokens", "default"),
+                  "threads": threads.get("threads", "default")}))
 """
 
 
@@ -58,13 +60,15 @@ def variant_files_mb(root: Path, spec) -> float:
 
 
 def variant_footprint(root: str | Path, variant: str, kind: str = "sentence-transformer", batch: int = 32,
-                      timeout: float = 600, max_batch_tokens: int | None = None) -> dict:
+                      timeout: float = 600, max_batch_tokens: int | None = None, threads: int | None = None) -> dict:
     """Import time, load time and peak RSS (Linux VmHWM) of loading ``variant`` and encoding 4 batches of
     ``batch`` passages, in a fresh process (nothing else loaded: the figure a user's process starts from).
     ``max_batch_tokens`` caps each batch's padded tokens (None: the model's default budget); results do not
-    depend on it, peak memory does (the attention buffers grow with the tokens of one graph call)."""
+    depend on it, peak memory does (the attention buffers grow with the tokens of one graph call). ``threads``
+    (None: every usable core) also sets how many batches run at once on ONNX Runtime, each with its buffers."""
     budget = "default" if max_batch_tokens is None else str(int(max_batch_tokens))
-    done = subprocess.run([sys.executable, "-c", _PROBE, str(root), variant, kind, str(batch), budget],
+    cores = "default" if threads is None else str(int(threads))
+    done = subprocess.run([sys.executable, "-c", _PROBE, str(root), variant, kind, str(batch), budget, cores],
                           capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"footprint probe of {variant} failed: {done.stderr[-2000:]}")
@@ -109,7 +113,8 @@ def install_footprint(repo: str | Path, workdir: Path, timeout: float = 900) -> 
             "packages": [p for p in packages if not p.lower().startswith(("pip=", "setuptools=", "wheel="))]}
 
 
-def bundle_footprint(root: str | Path, batch: int = 32, max_batch_tokens: int | None = None) -> dict:
+def bundle_footprint(root: str | Path, batch: int = 32, max_batch_tokens: int | None = None,
+                     threads: int | None = None) -> dict:
     """Per variant: its own files' MB, whether it passed its gate; load time and peak RSS for those that did."""
     from st_runtime.bundle import Bundle
 
@@ -121,9 +126,10 @@ def bundle_footprint(root: str | Path, batch: int = 32, max_batch_tokens: int | 
         row = {"file_mb": round(variant_files_mb(bundle.root, spec), 1), "accurate": accurate,
                "ndcg10_retention": spec.accuracy.get("ndcg10_retention")}
         if accurate:
-            probe = variant_footprint(bundle.root, name, bundle.manifest.kind, batch, max_batch_tokens=max_batch_tokens)
+            probe = variant_footprint(bundle.root, name, bundle.manifest.kind, batch, max_batch_tokens=max_batch_tokens,
+                                      threads=threads)
             row.update({k: round(v, 3) for k, v in probe.items() if isinstance(v, float)})
-            row["max_batch_tokens"] = probe["max_batch_tokens"]
+            row.update(max_batch_tokens=probe["max_batch_tokens"], threads=probe["threads"])
         out[name] = row
     return out
 
@@ -140,13 +146,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="write the figures as JSON here")
     parser.add_argument("--max-batch-tokens", type=int, default=None,
                         help="cap each batch at this many padded tokens while encoding (default: the model's budget)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of the model (default: every usable core; ONNX Runtime runs that many batches at once)")
     args = parser.parse_args(argv)
     result: dict = {"cpu": cpu_name(), "usable_cpus": usable_cpus(), "python": sys.version.split()[0]}
     if args.install:
         with tempfile.TemporaryDirectory() as tmp:
             result["install"] = install_footprint(args.install, Path(tmp))
     if args.bundle:
-        result["variants"] = bundle_footprint(args.bundle, max_batch_tokens=args.max_batch_tokens)
+        result["variants"] = bundle_footprint(args.bundle, max_batch_tokens=args.max_batch_tokens, threads=args.threads)
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")

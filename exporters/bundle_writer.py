@@ -84,7 +84,10 @@ def externalize_weights(root: Path, threshold: int = 1024) -> list[str]:
     for path in sorted(root.glob("*.onnx")):
         model = onnx.load(str(path), load_external_data=False)
         if any(uses_external_data(tensor) for tensor in model.graph.initializer):
-            continue  # already split (a bundle that `st-runtime quantize` extends)
+            # already split (past 2 GiB, or a bundle that `st-runtime quantize` extends); onnx made its data private
+            for data in root.glob(f"{path.name}.data"):
+                os.chmod(data, 0o666 & ~_umask())
+            continue
         onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=f"{path.name}.data", size_threshold=threshold)
         os.chmod(root / f"{path.name}.data", 0o666 & ~_umask())  # onnx creates it private

@@ -165,16 +165,10 @@ def embedding_parity(st: Any, bundle_dir: Path, texts: Sequence[str] | None, ato
     for start in range(0, len(texts), 32):
         batch = texts[start : start + 32]
         parity.check_tokenization(st.preprocess(batch), runtime.tokenizer(batch), "the parity texts")
-    checks = {}
     reference = st.encode(texts, batch_size=32, convert_to_numpy=True)
     main = parity.compare(reference, runtime.encode(texts, batch_size=32))
     parity.require(main, atol, "sentence_embedding")
-    for name, prompt in runtime.prompts.items():
-        if prompt:
-            sub = texts[:48]
-            report = parity.compare(st.encode(sub, prompt_name=name), runtime.encode(sub, prompt_name=name))
-            parity.require(report, atol, f"sentence_embedding with prompt {name!r}")
-            checks[f"prompt:{name}"] = report.max_abs
+    checks = parity.prompt_checks(st, runtime, texts[:48], atol)
     sub = texts[:12]
     ref_tokens = st.encode(sub, output_value="token_embeddings")
     our_tokens = runtime.encode(sub, output_value="token_embeddings")

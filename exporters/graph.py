@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -153,8 +155,33 @@ class CrossEncoderGraph(torch.nn.Module):
 
 
 def export_onnx(module: torch.nn.Module, example: dict[str, torch.Tensor], output_names: list[str], path: Path,
-                architecture: str) -> None:
-    """Trace ``module`` with ``torch.onnx.export`` (TorchScript exporter, opset 17, dynamic batch and length)."""
+                architecture: str, weightless: bool | None = None) -> None:
+    """Trace ``module`` with ``torch.onnx.export`` (TorchScript exporter, opset 17, dynamic batch and length).
+
+    Near or past 2 GiB of weights (``weightless`` None: decided from the parameters' size) the graph is traced
+    without them and ``weightless.attach`` streams them into ``<path>.data``, so no protobuf ever holds them. The
+    trace goes to a scratch folder beside ``path``; a graph that torch split into one file per tensor is gathered
+    into ``<path>.data``, a smaller graph is moved into place as written (``bundle_writer.seal`` splits it later).
+    """
+    from .external_data import gather, trace_folder
+    from .weightless import WEIGHTLESS_FROM, attach, param_bytes, shape_inference_without_weights
+
+    if weightless is None:
+        weightless = param_bytes(module) >= WEIGHTLESS_FROM
+    scratch = trace_folder(path)
+    try:
+        with shape_inference_without_weights() if weightless else contextlib.nullcontext():
+            _trace(module, example, output_names, scratch / path.name, architecture, with_weights=not weightless)
+        if weightless:
+            attach(scratch / path.name, module, path)
+        elif not gather(scratch / path.name, path):
+            os.replace(scratch / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _trace(module: torch.nn.Module, example: dict[str, torch.Tensor], output_names: list[str], path: Path,
+           architecture: str, with_weights: bool = True) -> None:
     input_names = list(example)
     dynamic = {name: {0: "batch", 1: "sequence"} for name in input_names if name != "prompt_length"}
     for name in output_names:
@@ -172,7 +199,8 @@ def export_onnx(module: torch.nn.Module, example: dict[str, torch.Tensor], outpu
                 output_names=output_names,
                 dynamic_axes=dynamic,
                 opset_version=OPSET,
-                do_constant_folding=True,
+                do_constant_folding=with_weights,  # without weights there is nothing to fold (attach folds)
+                export_params=with_weights,
                 dynamo=False,
             )
     except Exception as exc:  # torch raises many types while tracing

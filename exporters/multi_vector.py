@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from st_runtime import corpus
 from st_runtime.errors import UnsupportedModelError
@@ -15,27 +14,19 @@ from st_runtime.manifest import Manifest, MultiVectorSpec
 
 from . import parity
 from .bundle_steps import record_parity, trace_into_bundle
+from .chain_graph import ChainGraph
+from .routes import example_for
 from .source import SourceModel
 from .specs import architecture
 
 MULTI_VECTOR_OUTPUTS = ["token_embeddings"]
-_TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _SUPPORTED = {"Transformer", "Dense", "Normalize", "MultiVectorMask"}
 
 
-class MultiVectorGraph(torch.nn.Module):
+class MultiVectorGraph(ChainGraph):
     """Token ids -> per-token embeddings (batch, length, dim) after projection and normalization."""
 
-    def __init__(self, modules: list[Any], input_names: list[str]) -> None:
-        super().__init__()
-        self.route = torch.nn.ModuleList(modules)
-        self.input_names = input_names
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        features: dict[str, Any] = dict(zip(self.input_names, inputs))
-        for module in self.route:
-            features = module(features)
-        return features["token_embeddings"]
+    output = "token_embeddings"
 
 
 def _check(model: Any) -> tuple[list[str], Any, Any]:
@@ -62,8 +53,7 @@ def write_multi_vector(source: SourceModel, tmp: Path, texts: Sequence[str] | No
     """Trace a MultiVectorEncoder (without its mask) into ``tmp/model.onnx`` and prove parity."""
     model = source.model
     names, transformer, mask = _check(model)
-    features = transformer.preprocess(["A short text.", "A somewhat longer example sentence for tracing the graph."])
-    example = {k: features[k] for k in _TOKEN_INPUTS if isinstance(features.get(k), torch.Tensor)}
+    example = example_for(transformer)
     config = transformer.auto_model.config
     arch = architecture(config)
     graph = MultiVectorGraph([m for m in model if type(m).__name__ != "MultiVectorMask"], list(example))

@@ -11,6 +11,7 @@ from st_runtime.hardware import int8_settings
 from st_runtime.manifest import Manifest, VariantSpec
 
 from .calibration import feeds_for
+from .external_data import is_external
 
 logger = logging.getLogger(__name__)
 # ORT's transformer optimizer knows these families' attention / LayerNorm / GELU patterns.
@@ -42,6 +43,13 @@ class BuildContext:
         return self.manifest.variants["onnx"].outputs
 
 
+def _external(ctx: BuildContext, out: str) -> bool:
+    """Whether ``out`` is written with external data (as the fp32 graph is, past 2 GiB); removes an old
+    ``<out>.data`` first, since onnx appends to an existing one."""
+    (ctx.root / f"{out}.data").unlink(missing_ok=True)
+    return is_external(ctx.fp32)
+
+
 def _spec(ctx: BuildContext, file: str, precision: str, target: str, **settings) -> VariantSpec:
     return VariantSpec(file=file, format="onnx", precision=precision, target=target, inputs=list(ctx.inputs),
                        outputs=list(ctx.outputs), settings=settings)
@@ -58,7 +66,7 @@ def build_onnx_opt(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSpe
     optimized = optimize_model(str(ctx.fp32), model_type=model_type, num_heads=heads, hidden_size=hidden,
                                opt_level=1, use_gpu=False, only_onnxruntime=False)
     out = "model_opt.onnx"
-    optimized.save_model_to_file(str(ctx.root / out))
+    optimized.save_model_to_file(str(ctx.root / out), use_external_data_format=_external(ctx, out))
     fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
     return _spec(ctx, out, "fp32", "cpu", optimizer_model_type=model_type, fused_ops=fused, auto_rank=2, exact=True)
 
@@ -68,12 +76,23 @@ def build_onnx_fp16(ctx: BuildContext, exclude: Sequence[str] = ()) -> VariantSp
     import onnx
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
-    model = onnx.load(str(ctx.fp32))
+    out = "model_fp16.onnx"
+    external = _external(ctx, out)
+    if external:  # past 2 GiB the converter's in-memory shape inference cannot serialize the model: infer from files
+        shaped = ctx.root / ".fp16-shapes.onnx"
+        try:
+            onnx.shape_inference.infer_shapes_path(str(ctx.fp32), str(shaped))
+            model = onnx.load(str(shaped))
+        finally:
+            shaped.unlink(missing_ok=True)
+    else:
+        model = onnx.load(str(ctx.fp32))
     keep_fp32 = sorted(set(DEFAULT_OP_BLOCK_LIST) | {"LayerNormalization", "SimplifiedLayerNormalization", "Softmax",
                                                       "ReduceMean", "ReduceSum", "Pow", "Sqrt", "Erf"})
-    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=keep_fp32)
-    out = "model_fp16.onnx"
-    onnx.save(converted, str(ctx.root / out))
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=keep_fp32,
+                                         disable_shape_infer=external)
+    onnx.save(converted, str(ctx.root / out), save_as_external_data=external,
+              all_tensors_to_one_file=True, location=f"{out}.data")  # past 2 GiB: the fp32 graph's layout
     return _spec(ctx, out, "fp16", "gpu", kept_fp32_ops=keep_fp32, auto_rank=5)
 
 
@@ -91,7 +110,7 @@ def build_onnx_int8_dynamic(ctx: BuildContext, exclude: Sequence[str] = ()) -> V
     isa = _isa_settings()
     quantize_dynamic(str(ctx.fp32), str(ctx.root / out), weight_type=QuantType.QInt8, per_channel=True,
                      reduce_range=isa["reduce_range"], op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude),
-                     extra_options={"MatMulConstBOnly": True})
+                     extra_options={"MatMulConstBOnly": True}, use_external_data_format=_external(ctx, out))
     return _spec(ctx, out, "int8", "cpu", **isa, per_channel=True,
                  fp32_nodes=list(exclude), deterministic=False, auto_rank=3)
 
@@ -142,7 +161,8 @@ def build_onnx_int8_static(ctx: BuildContext, exclude: Sequence[str] = (), calib
     quantize_static(str(ctx.fp32), str(ctx.root / out), reader, quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                     reduce_range=isa["reduce_range"], op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude),
-                    calibrate_method=CalibrationMethod[calibration_method], extra_options=extra)
+                    calibrate_method=CalibrationMethod[calibration_method], extra_options=extra,
+                    use_external_data_format=_external(ctx, out))
     for leftover in ctx.root.glob("*augmented*"):
         leftover.unlink()
     return _spec(ctx, out, "int8", "cpu", **isa, per_channel=True, calibration_method=calibration_method,

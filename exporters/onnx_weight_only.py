@@ -17,7 +17,7 @@ import numpy as np
 
 from st_runtime.manifest import VariantSpec
 
-from .onnx_variants import BuildContext, _spec
+from .onnx_variants import BuildContext, _external, _spec
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ def build_onnx_int8_wo(ctx: BuildContext, exclude: Sequence[str] = ()) -> Varian
 
     model = _quantize_matmuls(onnx.load(str(ctx.fp32)), exclude)
     tables = quantize_tables(model)
-    onnx.save_model(model, str(ctx.root / OUT))
+    onnx.save_model(model, str(ctx.root / OUT), save_as_external_data=_external(ctx, OUT),  # as the fp32 graph
+                    all_tensors_to_one_file=True, location=f"{OUT}.data")
     return _spec(ctx, OUT, "int8", "cpu", weights="int8 (weight-only)", matmul="MatMulNBits bits=8 symmetric",
                  block_size=BLOCK_SIZE, int8_tables=tables, fp32_nodes=list(exclude), deterministic=True,
                  auto_rank=0.9)  # made for size: its blocks are dequantized per call, so auto prefers fp32 unmeasured

@@ -76,3 +76,16 @@ def require(report: ParityReport, atol: float, what: str) -> None:
             f"{what}: the exported graph differs from torch by max abs {report.max_abs:.3g} (allowed {atol:g}); "
             f"mean cosine {report.mean_cosine:.6f}. Nothing was written."
         )
+
+
+def prompt_checks(st: Any, runtime: Any, texts: list[str], atol: float,
+                  what: str = "sentence_embedding") -> dict[str, float]:
+    """``st.encode`` vs ``runtime.encode`` of ``texts`` with each non-empty prompt of the runtime model, each required
+    within ``atol`` (ParityError names ``what`` and the prompt); {"prompt:<name>": max abs}."""
+    checks: dict[str, float] = {}
+    for name, prompt in runtime.prompts.items():
+        if prompt:
+            report = compare(st.encode(texts, prompt_name=name), runtime.encode(texts, prompt_name=name))
+            require(report, atol, f"{what} with prompt {name!r}")
+            checks[f"prompt:{name}"] = report.max_abs
+    return checks

@@ -153,11 +153,7 @@ def router_embedding_parity(st: Any, bundle_dir: Path, texts: Sequence[str] | No
         report = parity.compare(ref, ours)
         parity.require(report, atol, what)
         checks[what] = report.max_abs
-    for name, prompt in runtime.prompts.items():
-        if prompt:
-            report = parity.compare(st.encode(sub, prompt_name=name), runtime.encode(sub, prompt_name=name))
-            parity.require(report, atol, f"sentence_embedding with prompt {name!r}")
-            checks[f"prompt:{name}"] = report.max_abs
+    checks.update(parity.prompt_checks(st, runtime, sub, atol))
     result = main.as_dict()
     result["max_abs"] = max([main.max_abs, *(r["max_abs"] for r in per_route.values()), *checks.values()])
     result["checks"] = checks

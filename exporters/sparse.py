@@ -18,39 +18,34 @@ from st_runtime import corpus
 
 from . import parity
 from .bundle_steps import record_parity, trace_into_bundle
+from .chain_graph import ChainGraph
 from .graph import EmbeddingGraph
 from .routes import example_for, route_mappings, task_for_route, write_route_graph
 from .source import SourceModel
 from .specs import architecture
 
 SPARSE_OUTPUTS = ["sentence_embedding"]
-_TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _TRANSFORMERS = {"Transformer", "MLMTransformer"}
 _GRAPH_MODULES = _TRANSFORMERS | {"SpladePooling", "Pooling", "SparseAutoEncoder", "Dense", "Normalize"}
 
 
-class SparseGraph(torch.nn.Module):
+class SparseGraph(ChainGraph):
     """A sparse route's modules as one graph: token ids -> activation (batch, dimension) before any top-k."""
 
-    def __init__(self, modules: list[Any], input_names: list[str]) -> None:
-        super().__init__()
-        self.route = torch.nn.ModuleList(modules)
-        self.input_names = input_names
+    output = "sentence_embedding"
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        features: dict[str, Any] = dict(zip(self.input_names, inputs))
-        for module in self.route:
-            name = type(module).__name__
-            if name == "Pooling":
-                features = EmbeddingGraph._pool_in_float64(None, module, features, None)  # noqa: SLF001
-            elif name == "SparseAutoEncoder":
-                # Inference-mode branch of SparseAutoEncoder.forward, up to (not including) its top-k + ReLU,
-                # which the runtime applies with the per-call k.
-                x, _ = module.prepare(features["sentence_embedding"])
-                features["sentence_embedding"] = module.encode_pre_act(x)
-            else:
-                features = module(features)
-        return features["sentence_embedding"]
+    def step(self, module: Any, features: dict[str, Any]) -> dict[str, Any]:
+        """Pooling in float64 as the dense graph pools; SparseAutoEncoder up to its pre-activation."""
+        name = type(module).__name__
+        if name == "Pooling":
+            return EmbeddingGraph._pool_in_float64(None, module, features, None)  # noqa: SLF001
+        if name == "SparseAutoEncoder":
+            # Inference-mode branch of SparseAutoEncoder.forward, up to (not including) its top-k + ReLU,
+            # which the runtime applies with the per-call k.
+            x, _ = module.prepare(features["sentence_embedding"])
+            features["sentence_embedding"] = module.encode_pre_act(x)
+            return features
+        return module(features)
 
 
 def route_modules(model: Any) -> tuple[list[Any], dict[str, Any] | None]:
@@ -151,8 +146,7 @@ def write_sparse_encoder(source: SourceModel, tmp: Path, texts: Sequence[str] | 
     modules, info = route_modules(model)
     names = check_sparse_modules(modules)
     transformer = modules[0]
-    features = transformer.preprocess(["A short text.", "A somewhat longer example sentence for tracing the graph."])
-    example = {k: features[k] for k in _TOKEN_INPUTS if isinstance(features.get(k), torch.Tensor)}
+    example = example_for(transformer)
     config = transformer.auto_model.config
     arch = architecture(config)
     graph = SparseGraph(modules, list(example))

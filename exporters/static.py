@@ -98,13 +98,7 @@ def static_parity(st: Any, bundle_dir: Path, texts: Sequence[str] | None, atol: 
         raise ParityError(f"The exported tokenizer differs from the StaticEmbedding's on texts {bad}.")
     main = parity.compare(st.encode(texts, batch_size=32), runtime.encode(texts, batch_size=32))
     parity.require(main, atol, "static sentence_embedding")
-    checks = {}
-    for name, prompt in runtime.prompts.items():
-        if prompt:
-            sub = texts[:48]
-            report = parity.compare(st.encode(sub, prompt_name=name), runtime.encode(sub, prompt_name=name))
-            parity.require(report, atol, f"static sentence_embedding with prompt {name!r}")
-            checks[f"prompt:{name}"] = report.max_abs
+    checks = parity.prompt_checks(st, runtime, texts[:48], atol, "static sentence_embedding")
     result = main.as_dict()
     result["checks"] = checks
     return result

@@ -40,23 +40,50 @@ def _require(*names: str):
     return mods
 
 
+def _is_reranker(manifest: Manifest) -> bool:
+    return manifest.kind == "cross-encoder" and manifest.cross_encoder is not None
+
+
 def _settings_check(manifest: Manifest) -> None:
     """The manifest settings a text graph bakes in; refuse the ones it cannot (yet)."""
-    if manifest.kind != "sentence-transformer" or manifest.embedding is None:
-        raise UnsupportedModelError(f"Text-in graphs are built for SentenceTransformer bundles; this is a "
-                                    f"{manifest.kind} bundle (cross-encoder text graphs are not built yet).")
+    if _is_reranker(manifest):
+        ce = manifest.cross_encoder
+        if ce.default_prompt_name:
+            raise UnsupportedModelError(f"This cross-encoder has a default prompt ({ce.default_prompt_name!r}); "
+                                        "cross-encoder text graphs take no prompt. Export without a default prompt.")
+        if ce.activation not in ACTIVATION_OPS:
+            raise UnsupportedModelError(f"Activation {ce.activation!r} has no OpenVINO operator here; text graphs "
+                                        f"of cross-encoders apply one of {sorted(ACTIVATION_OPS)}.")
+    elif manifest.kind != "sentence-transformer" or manifest.embedding is None:
+        raise UnsupportedModelError(f"Text-in graphs are built for SentenceTransformer and CrossEncoder bundles; "
+                                    f"this is a {manifest.kind} bundle.")
+    if manifest.tokenizer.padding_side != "right":
+        raise UnsupportedModelError("Text graphs pad on the right; this model pads on the left (decoder models are "
+                                    "not supported by --with-tokenizer yet).")
+    if _is_reranker(manifest):
+        return
     spec = manifest.embedding
     if spec.truncate_dim:
         raise UnsupportedModelError(f"truncate_dim={spec.truncate_dim} is set in the manifest; text graphs give the "
                                     "full embedding. Slice it yourself, or export without truncate_dim.")
-    if manifest.tokenizer.padding_side != "right":
-        raise UnsupportedModelError("Text graphs pad on the right; this model pads on the left (decoder models are "
-                                    "not supported by --with-tokenizer yet).")
+
+
+# CrossEncoder.predict's activations (st_runtime.cross_encoder.ACTIVATIONS) as OpenVINO operators on the logits.
+ACTIVATION_OPS = {
+    "identity": lambda opset, x: x,
+    "sigmoid": lambda opset, x: opset.sigmoid(x).output(0),
+    "tanh": lambda opset, x: opset.tanh(x).output(0),
+    "relu": lambda opset, x: opset.relu(x).output(0),
+    "softmax": lambda opset, x: opset.softmax(x, -1).output(0),
+}
 
 
 def graph_prompts(manifest: Manifest) -> dict[str | None, str]:
     """The prompt each text graph has inside: None is the default graph (the default prompt, if the bundle has one,
-    as ``encode(texts)`` applies it), then one graph per other named, non-empty prompt."""
+    as ``encode(texts)`` applies it), then one graph per other named, non-empty prompt. Cross-encoders: one graph,
+    no prompt."""
+    if _is_reranker(manifest):
+        return {None: ""}
     spec = manifest.embedding
     default = spec.prompts.get(spec.default_prompt_name, "") if spec.default_prompt_name else ""
     named = {name: text for name, text in spec.prompts.items() if text and name != spec.default_prompt_name}
@@ -115,14 +142,15 @@ def _hf_tokenizer(tokenizer_file: Path, inputs: Sequence[str], prompt: str = "")
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_input_names=names)
 
 
-def _ov_tokenizer(root: Path, manifest: Manifest, inputs: Sequence[str], prompt: str = ""):
+def _ov_tokenizer(root: Path, manifest: Manifest, inputs: Sequence[str], prompt: str = "", pairs: bool = False):
     ov, ovt = _require("openvino", "openvino_tokenizers")
     tokenizer_file = root / manifest.tokenizer.file
     check_components(tokenizer_file, "openvino")
     length = manifest.tokenizer.max_seq_length
     try:
         hf = _hf_tokenizer(tokenizer_file, inputs, prompt)
-        return ovt.convert_tokenizer(hf, max_length=length, truncation=length is not None)
+        return ovt.convert_tokenizer(hf, max_length=length, truncation=length is not None,
+                                     number_of_inputs=2 if pairs else 1)
     except Exception as exc:  # openvino-tokenizers raises OVTypeError / its own errors with the component in the text
         if isinstance(exc, TokenizerConversionError):
             raise
@@ -130,17 +158,29 @@ def _ov_tokenizer(root: Path, manifest: Manifest, inputs: Sequence[str], prompt:
                                        "text-in graph was written.") from exc
 
 
-def _ov_ids(compiled, pad_mask_name: str = "attention_mask"):
-    def run(batch: list[str]) -> list[list[int]]:
-        out = compiled(batch)
-        ids, mask = out["input_ids"], out[pad_mask_name]
-        return [list(row[m.astype(bool)]) for row, m in zip(ids, mask)]
+def _ov_ids(compiled, pairs: bool = False):
+    """Token ids of each text (pairs: (id, type id) of each token) as the converted tokenizer gives them."""
+    def run(batch: list) -> list[list]:
+        out = compiled(_string_inputs(batch, pairs))
+        ids, mask = out["input_ids"], out["attention_mask"].astype(bool)
+        if not pairs:
+            return [list(row[m]) for row, m in zip(ids, mask)]
+        types = out["token_type_ids"]
+        return [list(zip(row[m], kinds[m])) for row, kinds, m in zip(ids, types, mask)]
     return run
 
 
-def _connect(ov, tokenizer_model, graph, name: str, prompt_length: int = 0):
+def _string_inputs(batch: list, pairs: bool) -> list[np.ndarray]:
+    if pairs:
+        return [np.array([a for a, _ in batch]), np.array([b for _, b in batch])]
+    return [np.array(batch)]
+
+
+def _connect(ov, tokenizer_model, graph, name: str, prompt_length: int = 0, output: str = "sentence_embedding",
+             activation: str | None = None):
     """Tokenizer outputs feed the graph inputs of the same name; prompt_length is a constant (the prompt's tokens
-    that pooling leaves out, 0 without a prompt or with include_prompt); only ``sentence_embedding`` stays."""
+    that pooling leaves out, 0 without a prompt or with include_prompt); only ``output`` stays (cross-encoders:
+    ``logits`` through ``activation``, the scores ``CrossEncoder.predict`` returns)."""
     from openvino import opset13
 
     produced = {name: out for out in tokenizer_model.outputs for name in out.get_names()}
@@ -156,33 +196,42 @@ def _connect(ov, tokenizer_model, graph, name: str, prompt_length: int = 0):
             source = match[0].get_node().input_value(0)  # the tokenizer's value itself, not its Result node
         for target in param.output(0).get_target_inputs():
             target.replace_source_output(source)
-    outputs = [o for o in graph.outputs if "sentence_embedding" in o.get_names()]
+    outputs = [o for o in graph.outputs if output in o.get_names()]
     if len(outputs) != 1:
-        raise ExportError(f"{name}: the graph has no single sentence_embedding output "
+        raise ExportError(f"{name}: the graph has no single {output} output "
                           f"({[sorted(o.get_names()) for o in graph.outputs]}).")
+    value = outputs[0].get_node().input_value(0)
+    if activation is not None:
+        value = ACTIVATION_OPS[activation](opset13, value)
     # The tokenizer keeps settings (max length, padding) in variables: their Assign sinks come along.
-    return ov.Model([outputs[0].get_node().input_value(0)], list(tokenizer_model.get_sinks()),
-                    list(tokenizer_model.get_parameters()), f"{name}-text")
+    return ov.Model([value], list(tokenizer_model.get_sinks()), list(tokenizer_model.get_parameters()),
+                    f"{name}-text")
 
 
 def _build_openvino(root: Path, manifest: Manifest, name: str, spec: VariantSpec, texts: list[str],
                     reference_ids, progress, prompt: str = "", prompt_length: int = 0, tag: str = "") -> dict[str, Any]:
     ov, _ = _require("openvino", "openvino_tokenizers")
-    tokenizer_model = _ov_tokenizer(root, manifest, spec.inputs, prompt)
+    pairs = _is_reranker(manifest)
+    tokenizer_model = _ov_tokenizer(root, manifest, spec.inputs, prompt, pairs)
     core = ov.Core()
     compiled_tok = core.compile_model(tokenizer_model, "CPU")
     component = ("prompt placed before the text as template tokens: prompt + text does not tokenize as the prompt's "
                  "tokens then the text's (a prompt should end with a space or punctuation)") if prompt else \
         "normalizer or pre-tokenizer conversion (openvino-tokenizers)"
-    checked = require_same_ids(texts, reference_ids, _ov_ids(compiled_tok), "openvino-tokenizers", component)
+    if pairs:
+        component += (", or the pair truncation (longest_first): for two equally long texts past max_length, "
+                      "openvino-tokenizers keeps the extra token of an odd budget in the first text, `tokenizers` "
+                      "in the second (exact when max_length minus the pair's special tokens is even)")
+    checked = require_same_ids(texts, reference_ids, _ov_ids(compiled_tok, pairs), "openvino-tokenizers", component)
     progress(f"{name}: openvino-tokenizers ids equal tokenizers' on {checked} check texts")
-    model = _connect(ov, tokenizer_model, core.read_model(str(root / spec.file)), name, prompt_length)
+    model = _connect(ov, tokenizer_model, core.read_model(str(root / spec.file)), name, prompt_length,
+                     *(("logits", manifest.cross_encoder.activation) if pairs else ()))
     stem = Path(spec.file).stem + (f".text.{tag}" if tag else ".text")
     xml, weights = f"{stem}.xml", f"{stem}.bin"
     ov.save_model(model, str(root / xml), compress_to_fp16=False)
     hint = spec.settings.get("inference_precision", "f32")
     compiled = core.compile_model(str(root / xml), "CPU", {"INFERENCE_PRECISION_HINT": hint})
-    return {"file": xml, "weights_file": weights, "run": lambda batch: compiled([np.array(batch)])[0],
+    return {"file": xml, "weights_file": weights, "run": lambda batch: compiled(_string_inputs(batch, pairs))[0],
             "tokenizer": f"openvino-tokenizers {metadata.version('openvino-tokenizers')}", "checked_texts": checked,
             "runtime": "openvino + openvino_tokenizers", "inference_precision": hint}
 
@@ -229,7 +278,7 @@ BUILDERS = {"openvino": _build_openvino, "onnx": _build_onnx}
 def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progress=lambda _: None) -> Manifest:
     """Write a checked text-in graph for each variant in ``names`` ('all': every OpenVINO variant) into the staging folder
     ``root`` and record it under the variant's ``settings['text_graph']``. Any refusal raises; nothing is recorded."""
-    from st_runtime import SentenceTransformer
+    from st_runtime import CrossEncoder, SentenceTransformer
 
     _settings_check(manifest)
     manifest.write(root)  # the runtime below opens the staging folder from its manifest
@@ -245,6 +294,8 @@ def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progre
         raise ExportError(f"--with-tokenizer names variants {unknown} the bundle does not have "
                           f"({sorted(manifest.variants)}); add them with --variants first.")
     texts = check_texts(manifest.tokenizer.max_seq_length)
+    if _is_reranker(manifest):
+        texts = check_pairs(texts)
     prompts = graph_prompts(manifest)
     for name in names:
         spec = manifest.variants[name]
@@ -252,7 +303,7 @@ def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progre
             raise UnsupportedModelError(f"Variant {name!r} is a {spec.format} graph; text-in graphs are built for "
                                         "openvino (and checked for onnx) variants.")
         check_components(root / manifest.tokenizer.file, spec.format)  # refuse by name before any work
-        runtime = SentenceTransformer(root, variant=name, verify=False)
+        runtime = (CrossEncoder if _is_reranker(manifest) else SentenceTransformer)(root, variant=name, verify=False)
         built: dict[str | None, dict] = {}
         try:
             for key, prompt in prompts.items():
@@ -263,10 +314,19 @@ def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progre
                     (root / rel).unlink(missing_ok=True)
             raise
         default = built.pop(None)
-        default["prompt_name"] = manifest.embedding.default_prompt_name
-        default["prompts"] = built  # one graph per other named prompt, each with its prompt inside
+        if not _is_reranker(manifest):
+            default["prompt_name"] = manifest.embedding.default_prompt_name
+            default["prompts"] = built  # one graph per other named prompt, each with its prompt inside
         spec.settings["text_graph"] = default
     return manifest
+
+
+def check_pairs(texts: list[str]) -> list[tuple[str, str]]:
+    """Each check text as a query against another one, plus the pairs that test pair truncation hardest: the
+    longest texts against themselves (two equally long texts past max_length) and against each other."""
+    longest = sorted(texts, key=len)[-4:]
+    return ([(text, texts[(i + 7) % len(texts)]) for i, text in enumerate(texts)]
+            + [(a, b) for a in longest for b in longest])
 
 
 def _safe_tag(prompt_name: str) -> str:
@@ -279,7 +339,11 @@ def _one_graph(root: Path, manifest: Manifest, name: str, spec: VariantSpec, run
     """Build, check (ids vs ``tokenizers`` on ``prompt + text``, embeddings vs the runtime) and describe one text
     graph of variant ``name`` with ``prompt`` inside (the default graph when ``prompt_name`` is None)."""
     tok = runtime.tokenizer
-    reference_ids = lambda batch: [ids for ids, _ in tok.encode([prompt + t for t in batch])]  # noqa: E731
+    pairs = _is_reranker(manifest)
+    if pairs:
+        reference_ids = lambda batch: [list(zip(ids, kinds)) for ids, kinds in tok.encode(batch)]  # noqa: E731
+    else:
+        reference_ids = lambda batch: [ids for ids, _ in tok.encode([prompt + t for t in batch])]  # noqa: E731
     prompt_length = tok.prompt_length(prompt) if prompt and not manifest.embedding.include_prompt else 0
     tag = "" if prompt_name is None else _safe_tag(prompt_name)
     what = f"{name}" + (f", prompt {prompt_name!r}" if prompt_name is not None else "")
@@ -298,9 +362,12 @@ def _one_graph(root: Path, manifest: Manifest, name: str, spec: VariantSpec, run
     for start in range(0, len(texts), 32):
         batch = texts[start:start + 32]
         got = np.asarray(run(batch), dtype=np.float32)
-        want = runtime.encode(batch, batch_size=32, prompt_name=prompt_name)  # None: the default prompt, if any
+        if pairs:
+            want = np.asarray(runtime.predict(batch, batch_size=32), dtype=np.float32).reshape(got.shape)
+        else:
+            want = runtime.encode(batch, batch_size=32, prompt_name=prompt_name)  # None: the default prompt, if any
         if not np.all(np.isfinite(got)):
-            raise ParityError(f"{what}: the text-in graph gave non-finite embeddings; nothing was written.")
+            raise ParityError(f"{what}: the text-in graph gave non-finite results; nothing was written.")
         worst = max(worst, float(np.max(np.abs(got - want))))
     gate = FP32_ATOL if spec.precision == "fp32" else OTHER_ATOL
     if worst > gate:
@@ -308,7 +375,8 @@ def _one_graph(root: Path, manifest: Manifest, name: str, spec: VariantSpec, run
             (root / rel).unlink(missing_ok=True)
         raise ParityError(f"{what}: the text-in graph differs from the normal runtime by {worst:.3g} (gate "
                           f"{gate:g}); nothing was written.")
-    built.update(inputs=["text"], outputs=["sentence_embedding"], max_abs_vs_runtime=worst, gate=gate,
+    built.update(inputs=["text", "text_pair"] if pairs else ["text"], outputs=["scores" if pairs else "sentence_embedding"],
+                 max_abs_vs_runtime=worst, gate=gate,
                  max_seq_length=manifest.tokenizer.max_seq_length, prompt=prompt or None, prompt_length=prompt_length)
     progress(f"{what}: text-in graph {built['file']} (max abs vs runtime {worst:.2g} on {len(texts)} texts)")
     return built

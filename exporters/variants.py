@@ -271,10 +271,10 @@ class _Gatekeeper:
         self.ctx.manifest.variants[name] = spec
         finish_manifest(self.ctx.root, self.ctx.manifest)
         probe = variant_footprint(self.ctx.root, name, self.kind)
-        small = variant_footprint(self.ctx.root, name, self.kind, max_batch_tokens=512)  # a low-memory budget
+        small = variant_footprint(self.ctx.root, name, self.kind, max_batch_tokens=512, threads=1)  # low-memory settings
         figures = {"file_mb": round(variant_files_mb(self.ctx.root, spec), 2), "load_s": round(probe["load_s"], 3),
                    "peak_rss_mb": round(probe["peak_rss_mb"], 1), "batch_size": probe["batch_size"],
-                   "peak_rss_mb_max_batch_tokens_512": round(small["peak_rss_mb"], 1),
+                   "peak_rss_mb_threads_1_max_batch_tokens_512": round(small["peak_rss_mb"], 1),
                    "measured": "fresh process: load, then encode 4 batches of 32 passages (peak RSS: Linux VmHWM)"}
         self.progress(f"{name}: footprint {figures}")
         return figures
@@ -349,7 +349,8 @@ class _Gatekeeper:
 
     def _remove(self, name: str, spec: VariantSpec) -> None:
         self.ctx.manifest.variants.pop(name, None)
-        for rel in (spec.file, spec.weights_file):
+        onnx_data = f"{spec.file}.data" if spec.format == "onnx" else None  # written past 2 GiB, named at seal
+        for rel in (spec.file, spec.weights_file, onnx_data):
             if rel and (self.ctx.root / rel).exists():
                 (self.ctx.root / rel).unlink()
 

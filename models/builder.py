@@ -51,6 +51,21 @@ def _xlmr(tok: PreTrainedTokenizerBase, max_pos: int) -> PreTrainedConfig:
                                          **_special_ids(tok))
 
 
+def _xlmr_big(layers: int, vocab: int) -> Callable[..., PreTrainedConfig]:
+    """XLM-R-large's width (1024, 16 heads, 4096 FFN) with ``layers`` layers and a ``vocab``-row embedding.
+
+    The embedding has more rows than the small trained tokenizer has pieces (as padded vocabularies do): the
+    point of these models is their fp32 size past the 2 GiB protobuf limit, not their vocabulary.
+    """
+    def config(tok: PreTrainedTokenizerBase, max_pos: int) -> PreTrainedConfig:
+        return transformers.XLMRobertaConfig(hidden_size=1024, num_hidden_layers=layers, num_attention_heads=16,
+                                             intermediate_size=4096, max_position_embeddings=max_pos + 2,
+                                             type_vocab_size=1, bos_token_id=tok.bos_token_id,
+                                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                                             vocab_size=vocab)
+    return config
+
+
 def _deberta(tok: PreTrainedTokenizerBase, max_pos: int) -> PreTrainedConfig:
     # deberta-v3 style: relative attention with log buckets, no absolute positions, no token-type embeddings.
     return transformers.DebertaV2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -104,7 +119,10 @@ def _custom_model(config: PreTrainedConfig) -> torch.nn.Module:
 ARCHS: dict[str, tuple[Callable[[], PreTrainedTokenizerBase], Callable[..., PreTrainedConfig]]] = {
     "bert": (toks.bert, _bert), "bert-base": (toks.bert, _bert_base), "distilbert": (toks.distilbert, _distilbert),
     "mpnet": (toks.mpnet, _mpnet),
-    "xlmr": (toks.xlm_roberta, _xlmr), "deberta": (toks.deberta_v2, _deberta), "t5": (toks.t5, _t5),
+    "xlmr": (toks.xlm_roberta, _xlmr),
+    # Past 2 GiB of fp32 weights (issue #22): 4 layers + 500k rows (2.25 GB, cheap to run), and XLM-R-large itself.
+    "xlmr-2gb": (toks.xlm_roberta, _xlmr_big(4, 500_002)), "xlmr-large": (toks.xlm_roberta, _xlmr_big(24, 250_002)),
+    "deberta": (toks.deberta_v2, _deberta), "t5": (toks.t5, _t5),
     "modernbert": (toks.modernbert, _modernbert), "qwen3": (toks.qwen2, _qwen3), "custom": (toks.bert, _custom),
 }
 

@@ -83,12 +83,20 @@ _ALL = [
     # Benchmarks only (issue #11's 12-layer base model; random weights run at the real speed), not in the test lists.
     _bi("bert-base", "bert-base", "BERT-base shape (12 x 768, 110M parameters), real uncased tokenizer, mean pooling, "
         "Normalize, max_seq_length 384 (like all-mpnet-base-v2)", normalize=True, max_seq_length=384),
+    # Past the 2 GiB protobuf limit (issue #22 item 1), slow tests and benchmarks only, not in the test lists.
+    _bi("big-random-2gb", "xlmr-2gb", "random model past 2 GB fp32: XLM-R-large width (1024), 4 layers, 500k-row "
+        "embedding (564M parameters, 2.26 GB), XLM-R tokenizer, mean, Normalize (issue #22 item 1, external data)",
+        normalize=True),
+    _bi("big-xlmr-large", "xlmr-large", "random XLM-R-large shape (24 x 1024, vocab 250002: 560M parameters, "
+        "2.24 GB fp32), XLM-R tokenizer, mean, Normalize", normalize=True),
     _ce("ce-bert", "bert", "BERT cross-encoder, one score"),
     _ce("ce-xlmr", "xlmr", "XLM-RoBERTa cross-encoder, one score"),
     _ce("ce-bert-3labels", "bert", "BERT cross-encoder, 3 NLI labels",
         labels=("contradiction", "entailment", "neutral")),
     _ce("ce-minilm", "bert", "Real MiniLM-L6 backbone, seeded random head, one score, max_length 256",
         real_backbone=True, max_seq_length=256),
+    _ce("ce-bert-129", "bert", "BERT cross-encoder, one score, max_length 129 (an even pair budget of 126 tokens)",
+        max_seq_length=129),
 ]
 
 SPECS: dict[str, Spec] = {spec.name: spec for spec in _ALL}

@@ -15,6 +15,7 @@ from .errors import InputValidationError
 from .inputs import positive_int, text_batch
 from .loading import AutoPolicy, build_runner
 from .manifest import MULTI_VECTOR_SIMILARITY_FNS, MultiVectorSpec
+from .similarity import checked_similarity_fn_name
 from .task_prompts import TaskEncoding, prompt_settings
 
 logger = logging.getLogger(__name__)
@@ -92,11 +93,8 @@ class MultiVectorEncoder(TaskEncoding):
 
     @similarity_fn_name.setter
     def similarity_fn_name(self, value: str) -> None:
-        value = getattr(value, "value", value)
-        if value not in MULTI_VECTOR_SIMILARITY_FNS:
-            raise InputValidationError(f"MultiVectorEncoder supports similarity_fn_name in "
-                                       f"{MULTI_VECTOR_SIMILARITY_FNS}, got {value!r}.")
-        self._similarity_fn_name = value
+        self._similarity_fn_name = checked_similarity_fn_name(value, MULTI_VECTOR_SIMILARITY_FNS,
+                                                              "MultiVectorEncoder")
 
     @property
     def tokenizer(self):

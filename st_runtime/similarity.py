@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import InputValidationError
+
+
+def checked_similarity_fn_name(value: Any, allowed: Sequence[str], owner: str,
+                               aliases: Mapping[str, str] | None = None,
+                               hints: Mapping[str, str] | None = None) -> str:
+    """``value`` (a name, or an enum member with ``.value``) after ``aliases``, if it is one of ``allowed``; otherwise an
+    InputValidationError naming ``owner``'s choices (plus ``hints[value]`` when there is one)."""
+    value = getattr(value, "value", value)
+    if aliases:
+        value = aliases.get(value, value)
+    if value not in allowed:
+        hint = hints.get(value, "") if hints and isinstance(value, str) else ""
+        raise InputValidationError(f"{owner} supports similarity_fn_name in {allowed}, got {value!r}.{hint}")
+    return value
 
 
 def _as_float(a) -> np.ndarray:

@@ -18,6 +18,7 @@ from .loading import AutoPolicy, build_route_runners, build_runner
 from .manifest import SPARSE_SIMILARITY_FNS, Manifest, SparseSpec
 from .routing import resolve_route
 from .sparse import sp  # scipy.sparse, imported on first use (the sparse extra)
+from .similarity import checked_similarity_fn_name
 from .static_modules import SparseStaticRoute, load_tokenizer, load_weights
 from .task_prompts import TaskEncoding, prompt_settings
 
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 # SPLADE graphs hold (batch x length x vocabulary) logits: the token budget keeps that buffer near 256 MB.
 _LOGIT_BUFFER_FLOATS = 1 << 26
+# sentence-transformers' other names for the sparse similarities, and the hint for a name of another model class.
+_SIMILARITY_ALIASES = {"dot_product": "dot", "dot_score": "dot", "cos_sim": "cosine"}
+_SIMILARITY_HINTS = {"maxsim": " Use st_runtime.MultiVectorEncoder for MaxSim scoring."}
 
 
 class SparseEncoder(TaskEncoding):
@@ -85,13 +89,8 @@ class SparseEncoder(TaskEncoding):
 
     @similarity_fn_name.setter
     def similarity_fn_name(self, value: str) -> None:
-        value = getattr(value, "value", value)
-        value = {"dot_product": "dot", "dot_score": "dot", "cos_sim": "cosine"}.get(value, value)
-        if value not in SPARSE_SIMILARITY_FNS:
-            hint = " Use st_runtime.MultiVectorEncoder for MaxSim scoring." if value == "maxsim" else ""
-            raise InputValidationError(f"SparseEncoder supports similarity_fn_name in {SPARSE_SIMILARITY_FNS}, "
-                                       f"got {value!r}.{hint}")
-        self._similarity_fn_name = value
+        self._similarity_fn_name = checked_similarity_fn_name(value, SPARSE_SIMILARITY_FNS, "SparseEncoder",
+                                                              _SIMILARITY_ALIASES, _SIMILARITY_HINTS)
 
     @property
     def max_active_dims(self) -> int | None:

@@ -21,6 +21,14 @@ def task_prompt_name(task: str, prompts: Mapping[str, str]) -> str | None:
     return next((name for name in TASK_PROMPT_NAMES[task] if name in prompts), None)
 
 
+def task_prompt(task: str | None, prompt_name: str | None, prompts: Mapping[str, str]) -> str | None:
+    """``prompt_name``, else the prompt encode_query / encode_document would use for ``task`` (None for any other
+    task, or when the model has no such prompt)."""
+    if prompt_name is None and task in TASK_PROMPT_NAMES:
+        return task_prompt_name(task, prompts)
+    return prompt_name
+
+
 def prompt_settings(saved: Mapping[str, str], saved_default: str | None, prompts: Mapping[str, str] | None,
                     default_prompt_name: str | None) -> tuple[dict[str, str], str | None]:
     """The model's prompts (the bundle's, updated by the caller's) and default prompt name (the caller's, else the

@@ -1,4 +1,5 @@
-"""Run a bundle's text-in graph (``--with-tokenizer``): strings in, sentence embeddings out, no Python tokenizer.
+"""Run a bundle's text-in graph (``--with-tokenizer``): strings in, sentence embeddings (or, for a cross-encoder,
+pairs of strings in, scores) out, no Python tokenizer.
 
 The graph itself needs only ``openvino`` + ``openvino_tokenizers``; this wrapper adds the bundle's checksums and a
 typed error for non-string input (the graph would fail with an opaque message).
@@ -34,6 +35,7 @@ class TextGraph:
                 f"(variants with one: {with_text or 'none'}). Add one with "
                 f"`st-runtime quantize {opened.root} --with-tokenizer {variant or ''}`.")
         self.variant = name
+        self.kind = manifest.kind
         self.settings = dict(manifest.variants[name].settings["text_graph"])
         by_name = dict(self.settings.get("prompts") or {})
         if self.settings.get("prompt_name") is not None:
@@ -59,6 +61,9 @@ class TextGraph:
 
     def encode(self, texts: str | Sequence[str]) -> np.ndarray:
         """(n, dim) float32 embeddings of ``texts`` (one string gives one row of a (1, dim) array)."""
+        if self.kind == "cross-encoder":
+            raise InputValidationError("This is a cross-encoder's text graph: score (query, document) pairs with "
+                                       "predict(pairs).")
         batch = [texts] if isinstance(texts, str) else texts
         if not isinstance(batch, (list, tuple)):
             raise InputTypeError(f"A text-in graph takes a string or a list of strings, not {type(texts).__name__}.")
@@ -69,6 +74,24 @@ class TextGraph:
         if not batch:
             return np.zeros((0, 0), dtype=np.float32)
         return np.asarray(self._compiled([np.array(list(batch))])[0], dtype=np.float32)
+
+    def predict(self, pairs: Sequence[Sequence[str]]) -> np.ndarray:
+        """Scores of (query, document) pairs, as ``CrossEncoder.predict`` gives them (activation applied): shape (n,)
+        for one label, (n, num_labels) otherwise."""
+        if self.kind != "cross-encoder":
+            raise InputValidationError("This is a bi-encoder's text graph: embed strings with encode(texts).")
+        if isinstance(pairs, tuple) and len(pairs) == 2 and all(isinstance(p, str) for p in pairs):
+            pairs = [pairs]
+        if not isinstance(pairs, (list, tuple)):
+            raise InputTypeError(f"predict takes a list of (query, document) pairs, not {type(pairs).__name__}.")
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(isinstance(t, str) for t in pair):
+                raise InputTypeError(f"Input {i} is {pair!r:.60}, not a pair of strings (query, document).")
+        if not pairs:
+            return np.zeros((0,), dtype=np.float32)
+        scores = np.asarray(self._compiled([np.array([q for q, _ in pairs]), np.array([d for _, d in pairs])])[0],
+                            dtype=np.float32)
+        return scores[:, 0] if scores.ndim == 2 and scores.shape[1] == 1 else scores
 
     def __repr__(self) -> str:
         return f"TextGraph({self.path.name!r}, variant={self.variant!r}, prompt_name={self.prompt_name!r})"

@@ -21,6 +21,7 @@ def test_variant_footprint_is_the_child_s_own(export_bundle):
 def test_token_budget_reaches_the_child(export_bundle):
     from st_runtime.bench.footprint import variant_footprint
 
-    figures = variant_footprint(export_bundle("bert-mean"), "onnx", max_batch_tokens=64)
-    assert figures["max_batch_tokens"] == 64 and figures["peak_rss_mb"] > 20 and figures["texts"] == 128
+    figures = variant_footprint(export_bundle("bert-mean"), "onnx", max_batch_tokens=64, threads=1)
+    assert figures["max_batch_tokens"] == 64 and figures["threads"] == 1
+    assert figures["peak_rss_mb"] > 20 and figures["texts"] == 128
     assert variant_footprint(export_bundle("bert-mean"), "onnx")["max_batch_tokens"] == "default"

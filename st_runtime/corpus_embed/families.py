@@ -17,7 +17,7 @@ import numpy as np
 
 from ..config import EncodeConfig
 from ..errors import InputValidationError
-from ..task_prompts import TASK_PROMPT_NAMES, task_prompt_name
+from ..task_prompts import TASK_PROMPT_NAMES, task_prompt
 from .sinks import text_hash
 
 SPARSE, MULTI_VECTOR = "sparse-encoder", "multi-vector-encoder"
@@ -62,19 +62,10 @@ def family_config(model: Any, *, truncate_dim: int | None, normalize: bool, prec
                         task=task, similarity_fn_name=similarity, max_batch_tokens=None)
 
 
-def task_prompt(task: str | None, prompt_name: str | None, prompts: Any) -> str | None:
-    """``prompt_name``, else the prompt encode_query / encode_document would use for ``task``."""
-    if prompt_name is None and task in TASK_PROMPT_NAMES:
-        return task_prompt_name(task, prompts)
-    return prompt_name
-
-
 def _prompt(config: EncodeConfig, prompt_name: str | None) -> str:
     """The prompt text every row gets: ``prompt_name``'s, else the task's (as encode_query / encode_document pick
     it), else the default prompt; '' for none."""
-    if prompt_name is None and config.task in TASK_PROMPT_NAMES:
-        prompt_name = task_prompt_name(config.task, config.prompts)
-    return config.resolve_prompt(None, prompt_name) or ""
+    return config.resolve_prompt(None, task_prompt(config.task, prompt_name, config.prompts)) or ""
 
 
 def encode_chunk_table(model: Any, start_id: int, texts: list[str], config: EncodeConfig, prompt_name: str | None,

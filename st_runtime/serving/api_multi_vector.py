@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ..task_prompts import TASK_PROMPT_NAMES, task_prompt_name
+from ..task_prompts import TASK_PROMPT_NAMES, task_prompt
 from .core import Call, RouteSpec, ServingCore, off_loop
 from .errors import ApiError, invalid, shown
 from .http import json_response, text_or_list
@@ -52,8 +52,7 @@ async def embed_multi_vector(core: ServingCore, call: Call) -> Response:
     task, prompt_name = body.get("task"), body.get("prompt_name")
     if task is not None and task not in TASK_PROMPT_NAMES:
         raise invalid(f"'task' must be 'query', 'document' or null, got {shown(task)}.", "task")
-    if task is not None and prompt_name is None:  # encode_query / encode_document's default prompt
-        prompt_name = task_prompt_name(task, served.model.prompts)
+    prompt_name = task_prompt(task, prompt_name, served.model.prompts)  # encode_query / encode_document's default
     texts = core.limit_inputs(texts, "inputs")
     if not core.truncation(body.get("truncate")):  # the task's own length, not max_seq_length
         prompt = served.resolve_prompt(prompt_name)

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ..task_prompts import TASK_PROMPT_NAMES, task_prompt_name
+from ..task_prompts import task_prompt
 from .core import Call, RouteSpec, ServingCore
 from .errors import invalid, shown
 from .http import json_response, text_or_list
@@ -52,8 +52,7 @@ async def embed_sparse(core: ServingCore, call: Call) -> Response:
     task, prompt_name = body.get("task"), body.get("prompt_name")
     if task is not None and not isinstance(task, str):
         raise invalid(f"'task' must be a string (e.g. 'query', 'document') or null, got {shown(task)}.", "task")
-    if task in TASK_PROMPT_NAMES and prompt_name is None:  # encode_query / encode_document's default prompt
-        prompt_name = task_prompt_name(task, served.model.prompts)
+    prompt_name = task_prompt(task, prompt_name, served.model.prompts)  # encode_query / encode_document's default
     rows, _ = await core.embed(call, served, texts, prompt_name=prompt_name, truncate=body.get("truncate"),
                                param="inputs", task=task)
     return json_response([[{"index": int(i), "value": float(v)} for i, v in zip(indices, values)]

@@ -219,3 +219,60 @@ def test_prompt_template_tokens_match_prompt_plus_text(export_bundle):
     assert graph_prompts(manifest) == {None: "", "query": "query: ", "document": "passage: "}
     manifest.embedding.default_prompt_name = "query"
     assert graph_prompts(manifest) == {None: "query: ", "document": "passage: "}
+
+
+PLAIN_PAIRS = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import openvino as ov
+    import openvino_tokenizers  # registers the tokenizer operators
+    graph, pairs_file, out = sys.argv[1:]
+    pairs = json.load(open(pairs_file, encoding="utf-8"))
+    compiled = ov.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    np.save(out, compiled([np.array([q for q, _ in pairs]), np.array([d for _, d in pairs])])[0])
+    banned = sorted(m for m in sys.modules if m.split(".")[0] in ("tokenizers", "st_runtime", "transformers", "torch"))
+    assert not banned, banned
+""")
+
+
+def test_cross_encoder_text_graph_refused_where_pair_truncation_differs(export_bundle, tmp_path):
+    """max_length 128: an odd budget of 125 tokens for two texts, which the two tokenizers split differently when
+    both are equally long (the check pairs include such ties)."""
+    from st_runtime.export.text_graph import TokenizerConversionError, text_graph_bundle
+
+    bundle = tmp_path / "ce-bert"
+    shutil.copytree(export_bundle("ce-bert", ("openvino",)), bundle)
+    with pytest.raises(TokenizerConversionError, match="pair truncation"):
+        text_graph_bundle(bundle, ["openvino"])
+    assert "text_graph" not in Manifest.read(bundle).variants["openvino"].settings  # nothing written
+
+
+@pytest.mark.parametrize("name", ["ce-bert-129"])
+def test_cross_encoder_text_graph_scores_pairs_like_predict(name, export_bundle, tmp_path):
+    """Pairs of strings in, CrossEncoder.predict's scores out (activation inside), with only openvino around."""
+    from st_runtime import CrossEncoder
+    from st_runtime.cli import main
+    from st_runtime.text_graph import TextGraph
+
+    bundle = tmp_path / name
+    shutil.copytree(export_bundle(name, ("openvino",)), bundle)
+    assert main(["quantize", str(bundle), "--with-tokenizer", "openvino"]) == 0
+    text = Manifest.read(bundle).variants["openvino"].settings["text_graph"]
+    assert text["inputs"] == ["text", "text_pair"] and text["outputs"] == ["scores"]
+    assert text["checked_texts"] > 200 and text["max_abs_vs_runtime"] <= 1e-5
+    pairs = [(TEXTS[i], TEXTS[(i * 5 + 3) % len(TEXTS)]) for i in range(len(TEXTS))] + [(TEXTS[0], TEXTS[0])]
+    (tmp_path / "pairs.json").write_text(json.dumps(pairs), encoding="utf-8")
+    script = tmp_path / "plain.py"
+    script.write_text(PLAIN_PAIRS, encoding="utf-8")
+    subprocess.run([sys.executable, str(script), str(bundle / text["file"]), str(tmp_path / "pairs.json"),
+                    str(tmp_path / "out.npy")], check=True, cwd=tmp_path)
+    want = np.asarray(CrossEncoder(bundle, variant="openvino").predict(pairs), dtype=np.float32)
+    got = np.load(tmp_path / "out.npy").reshape(want.shape)
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    graph = TextGraph(bundle)
+    np.testing.assert_allclose(graph.predict(pairs), want, atol=1e-5, rtol=0)
+    assert graph.predict(pairs[0]).shape == want[:1].shape
+    with pytest.raises(InputTypeError, match="pair of strings"):
+        graph.predict([("only one",)])
+    with pytest.raises(InputValidationError, match="predict"):
+        graph.encode(["a text"])
