@@ -67,7 +67,7 @@ def test_dense_router_parity(name, variant, export_bundle, reference):
     assert ours.max_seq_length == ref.max_seq_length
     assert ours.get_embedding_dimension() == ref.get_embedding_dimension()
     assert len(ours.routes) == 2
-    for batch_size in (1, 7):
+    for batch_size in (1, 7, 32):
         for method in ("encode", "encode_query", "encode_document"):
             same(getattr(ref, method)(TEXTS, batch_size=batch_size), getattr(ours, method)(TEXTS, batch_size=batch_size),
                  f"{name}/{variant} {method} batch_size={batch_size}")
@@ -138,7 +138,7 @@ def test_sparse_two_transformer_routes(variant, export_bundle, reference):
     ours = SparseEncoder(_bundle(export_bundle, "splade-2route"), variant=variant)
     ref.encode("x")
     assert ours.routes == ["query", "document"] and ours.max_seq_length == ref.max_seq_length
-    for batch_size in (1, 7):
+    for batch_size in (1, 7, 32):
         same(ref.encode(TEXTS, batch_size=batch_size), ours.encode(TEXTS, batch_size=batch_size), "encode")
         same(ref.encode_query(TEXTS, batch_size=batch_size), ours.encode_query(TEXTS, batch_size=batch_size),
              "encode_query")
