@@ -10,7 +10,6 @@ import collections
 import importlib.util
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol, Sequence
 
@@ -104,9 +103,7 @@ class OnnxRuntimeSession:
         provider_options = None
         if providers[0] == "CUDAExecutionProvider" and device and ":" in device:
             provider_options = [{"device_id": int(device.split(":")[1])}, {}]
-        self._path, self._options, self._providers = path, options, (providers, provider_options)
-        self._single: object | None = None  # the one-thread session of run_many, made on first use
-        self._lock = threading.Lock()
+        self._path, self._providers = path, (providers, provider_options)
         self._session = self._create(options)
         self.input_names = [i.name for i in self._session.get_inputs()]
         self.output_names = [o.name for o in self._session.get_outputs()]
@@ -133,47 +130,6 @@ class OnnxRuntimeSession:
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         names = list(outputs) if outputs else self.output_names
         return dict(zip(names, self._session.run(names, feeds)))
-
-    def run_many(self, feeds: Iterable[dict[str, np.ndarray]], outputs: Sequence[str] | None = None
-                 ) -> Iterator[dict[str, np.ndarray]]:
-        """``run`` for each feed dict, in order, with one batch in flight per thread.
-
-        On the CPU, a one-thread session of the same graph runs ``threads`` batches at once (ONNX Runtime sessions
-        take concurrent calls), instead of every thread on one batch at a time; each batch is computed by the same
-        kernels. With one thread, or on a GPU, this is ``run`` in a loop.
-        """
-        workers = int(self._options.intra_op_num_threads)
-        if workers < 2 or self.providers[0] != "CPUExecutionProvider":
-            yield from (self.run(feed, outputs) for feed in feeds)
-            return
-        single = self._single_thread()
-        names = list(outputs) if outputs else self.output_names
-        pending: collections.deque = collections.deque()
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="st-runtime-batch") as pool:
-            try:
-                for feed in feeds:
-                    if len(pending) == workers:
-                        yield dict(zip(names, pending.popleft().result()))
-                    pending.append(pool.submit(single.run, names, feed))
-                while pending:
-                    yield dict(zip(names, pending.popleft().result()))
-            finally:
-                for future in pending:  # a consumer that stopped early: let the running calls end
-                    future.cancel()
-
-    def _single_thread(self):
-        if self._single is None:
-            with self._lock:
-                if self._single is None:
-                    ort = _require("onnx")
-                    options = ort.SessionOptions()
-                    options.graph_optimization_level = self._options.graph_optimization_level
-                    options.intra_op_num_threads = 1
-                    options.inter_op_num_threads = 1
-                    options.execution_mode = self._options.execution_mode
-                    options.enable_mem_pattern = False
-                    self._single = self._create(options)
-        return self._single
 
 
 _KNOWN_NAMES = ("input_ids", "attention_mask", "token_type_ids", "prompt_length", "sentence_embedding",

@@ -139,19 +139,13 @@ def test_openvino_compiles_token_outputs_only_when_asked_and_results_outlive_the
     assert np.abs(full["sentence_embedding"] - kept).max() <= 1e-6
 
 
-def _session(backend: str, bundle):
-    if backend == "onnx":
-        return OnnxRuntimeSession(bundle / "model.onnx", threads=2)
+@pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino")
+@pytest.mark.parametrize("outputs", [["sentence_embedding"], None])
+def test_several_batches_in_flight_come_back_in_order_with_the_same_values(outputs, export_bundle):
     from st_runtime.backends import OpenVINOSession
 
-    return OpenVINOSession(bundle / "openvino_model.xml")
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("outputs", [["sentence_embedding"], None])
-def test_several_batches_in_flight_come_back_in_order_with_the_same_values(backend, outputs, export_bundle):
-    bundle = export_bundle("bert-mean", ("openvino",) if backend == "openvino" else ())
-    session = _session(backend, bundle)
+    bundle = export_bundle("bert-mean", ("openvino",))
+    session = OpenVINOSession(bundle / "openvino_model.xml")
     tok = SentenceTransformer(bundle).tokenizer
     runner = GraphRunner(tok, session)
     feeds = [runner.feeds(tok(TEXTS[i: i + n])) for i, n in ((0, 3), (3, 1), (4, 7), (11, 2), (13, 6), (19, 2))]
@@ -170,10 +164,9 @@ def test_several_batches_in_flight_come_back_in_order_with_the_same_values(backe
     assert np.abs(again[1][next(iter(again[1]))] - one_by_one[1][next(iter(one_by_one[1]))]).max() <= 1e-6
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_encode_of_many_batches_in_flight_matches_batch_by_batch(backend, export_bundle):
-    bundle = export_bundle("bert-mean", ("openvino",) if backend == "openvino" else ())
-    model = SentenceTransformer(bundle, variant=backend)
+@pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino")
+def test_encode_of_many_batches_in_flight_matches_batch_by_batch(export_bundle):
+    model = SentenceTransformer(export_bundle("bert-mean", ("openvino",)), variant="openvino")
     assert hasattr(model._runner.session, "run_many")
     many = model.encode(TEXTS, batch_size=4)  # 6 batches: several in flight
     spy = model._runner.session = _Spy(model._runner.session)  # no run_many: one batch at a time
