@@ -40,8 +40,12 @@ def test_cache_can_be_turned_off(bundle, tmp_path, monkeypatch):
     monkeypatch.setenv("ST_RUNTIME_COMPILE_CACHE", "off")
     model = SentenceTransformer(bundle, variant="openvino")
     assert "cached" not in model._runner.session.description
-    assert not (tmp_path / "cache").exists()
+    assert not (tmp_path / "cache" / "openvino").exists()  # the remembered digests (hash_cache) have their own switch
     assert openvino_cache_dir(["x"], "1") is None
+    monkeypatch.setenv("ST_RUNTIME_HASH_CACHE", "off")
+    monkeypatch.setenv("ST_RUNTIME_CACHE_DIR", str(tmp_path / "cache-2"))
+    SentenceTransformer(bundle, variant="openvino")
+    assert not (tmp_path / "cache-2").exists()  # both off: nothing written to the user cache
 
 
 def test_no_hashes_no_cache(tmp_path, monkeypatch):
