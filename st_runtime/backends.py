@@ -103,19 +103,8 @@ class OnnxRuntimeSession:
         provider_options = None
         if providers[0] == "CUDAExecutionProvider" and device and ":" in device:
             provider_options = [{"device_id": int(device.split(":")[1])}, {}]
-        self._path, self._providers = path, (providers, provider_options)
-        self._session = self._create(options)
-        self.input_names = [i.name for i in self._session.get_inputs()]
-        self.output_names = [o.name for o in self._session.get_outputs()]
-        self.providers = self._session.get_providers()
-        self.description = f"onnxruntime {ort.__version__} {self.providers[0]} threads={options.intra_op_num_threads}"
-
-    def _create(self, options):
-        ort = _require("onnx")
-        path = self._path
-        providers, provider_options = self._providers
         try:
-            return ort.InferenceSession(
+            self._session = ort.InferenceSession(
                 str(path), sess_options=options, providers=providers, provider_options=provider_options
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
@@ -126,6 +115,10 @@ class OnnxRuntimeSession:
                     "Upgrade onnxruntime or re-export with a lower opset."
                 ) from exc
             raise IntegrityError(f"onnxruntime could not load {path.name}: {message}. Re-export the bundle.") from exc
+        self.input_names = [i.name for i in self._session.get_inputs()]
+        self.output_names = [o.name for o in self._session.get_outputs()]
+        self.providers = self._session.get_providers()
+        self.description = f"onnxruntime {ort.__version__} {self.providers[0]} threads={options.intra_op_num_threads}"
 
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         names = list(outputs) if outputs else self.output_names
