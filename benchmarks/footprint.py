@@ -56,7 +56,10 @@ def variant_files_mb(root: Path, spec) -> float:
     """MB on disk of the files the variant alone reads (graph and weights; a static variant's every bucket)."""
     from st_runtime.bundle import _own_files
 
-    return sum((Path(root) / rel).stat().st_size for rel in _own_files(spec)) / 1e6
+    files = set(_own_files(spec))
+    if spec.format == "onnx" and not spec.weights_file:  # while exporting: external data is named when sealed
+        files.add(f"{spec.file}.data")
+    return sum((Path(root) / rel).stat().st_size for rel in files if (Path(root) / rel).exists()) / 1e6
 
 
 def variant_footprint(root: str | Path, variant: str, kind: str = "sentence-transformer", batch: int = 32,

@@ -9,6 +9,8 @@ the last requests finish within ``--timeout``, so a run always ends. Embedding m
 ``st_runtime.corpus``, sent with ``"truncate": true`` (cut at max_seq_length, as in-process ``encode`` does). Prints requests, errors, req/s, texts/s and p50/p95/p99 latency; exits 1 if any request
 failed. ``--spawn BUNDLE`` starts ``st-runtime serve`` on a free local port, runs, and stops it (SIGTERM);
 ``--baseline`` (with ``--spawn``) then measures in-process ``encode`` / ``predict`` texts/s for comparison.
+``--client http.client`` (default) runs each client as a thread with a keep-alive ``http.client`` connection;
+``--client httpx`` as tasks on one ``httpx.AsyncClient``, whose own Python costs more per request (see README).
 
 ``--compare`` (with ``--spawn``) runs the two figures the server's overhead is judged by, then the in-process
 baseline after the server stopped (so they never share the CPUs):
@@ -122,33 +124,114 @@ def resolve_model(url: str, model: str | None, timeout: float = 30.0) -> tuple[s
     return model, by_id[model].get("kind", "embedding")
 
 
+CLIENTS = ("http.client", "httpx")
+
+
 def run_load(url: str, model: str | None = None, *, concurrency: int = 8, duration: float = 10.0,
-             texts_per_request: int = 1, timeout: float = 30.0, encoding_format: str = "base64") -> dict:
-    """Run the load test against a running server and return its figures."""
-    return asyncio.run(_run_load(url, model, concurrency, duration, texts_per_request, timeout, encoding_format))
+             texts_per_request: int = 1, timeout: float = 30.0, encoding_format: str = "base64",
+             client: str = "http.client") -> dict:
+    """Run the load test against a running server and return its figures.
 
-
-async def _run_load(url, model, concurrency, duration, texts_per_request, timeout, encoding_format) -> dict:
-    import httpx
-
+    ``client``: ``http.client`` (default) runs each client as a thread with its own keep-alive
+    ``http.client.HTTPConnection``, the least Python per request the standard library offers, so the latency is the
+    server's rather than the client's; ``httpx`` runs them as tasks on one ``httpx.AsyncClient`` (on the 2-core machine
+    measured it added ~2-3 ms per request of its own, on the cores the server uses)."""
+    if client not in CLIENTS:
+        raise ValueError(f"client must be one of {CLIENTS}, got {client!r}")
     model, kind = resolve_model(url, model, timeout)
+    path, body = _request_maker(model, kind, texts_per_request, encoding_format)
+    if client == "httpx":
+        latencies, errors, elapsed = asyncio.run(_httpx_load(url, path, body, concurrency, duration, timeout))
+    else:
+        latencies, errors, elapsed = _threaded_load(url, path, body, concurrency, duration, timeout)
+    lat = np.asarray(latencies) * 1000.0
+    pct = {f"p{q}_ms": float(np.percentile(lat, q)) if len(lat) else None for q in (50, 95, 99)}
+    return {
+        "url": url, "path": path, "model": model, "kind": kind, "concurrency": concurrency, "duration_s": duration,
+        "texts_per_request": texts_per_request, "client": client, "elapsed_s": elapsed, "requests": len(latencies),
+        "errors": sum(errors.values()), "error_kinds": errors, "req_per_s": len(latencies) / elapsed,
+        "texts_per_s": len(latencies) * texts_per_request / elapsed, **pct,
+        "max_ms": float(lat.max()) if len(lat) else None,
+    }
+
+
+def _request_maker(model: str, kind: str, texts_per_request: int, encoding_format: str):
+    """(path, body(i)) of the i-th request: rerank for cross-encoders, /v1/embeddings otherwise."""
     pool = _texts()
     if kind == "rerank":
-        path = "/rerank"
-
         def body(i: int) -> dict:
             docs = [pool[(i + k + 1) % len(pool)] for k in range(texts_per_request)]
             return {"model": model, "query": pool[i % len(pool)], "texts": docs, "truncate": True}
-    else:
-        path = "/v1/embeddings"
+        return "/rerank", body
 
-        def body(i: int) -> dict:
-            return {"model": model, "encoding_format": encoding_format, "truncate": True,
-                    "input": [pool[(i + k) % len(pool)] for k in range(texts_per_request)]}
+    def body(i: int) -> dict:
+        return {"model": model, "encoding_format": encoding_format, "truncate": True,
+                "input": [pool[(i + k) % len(pool)] for k in range(texts_per_request)]}
+    return "/v1/embeddings", body
+
+
+def _threaded_load(url, path, body, concurrency, duration, timeout) -> tuple[list[float], dict, float]:
+    import http.client
+    import itertools
+    import threading
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    counter = itertools.count(1)
+    lock = threading.Lock()
+    headers = {"Content-Type": "application/json"}
+
+    def post(conn, i: int) -> str | None:
+        """None when the answer was a 200, else the failure's name; the connection is replaced after an error."""
+        conn.request("POST", path, json.dumps(body(i)), headers)
+        response = conn.getresponse()
+        response.read()
+        return None if response.status == 200 else f"HTTP {response.status}"
+
+    def connect():
+        return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+
+    warm = connect()
+    post(warm, 0)  # warm-up (not counted)
+    warm.close()
+    start = time.perf_counter()
+    deadline = start + duration
+
+    def worker() -> None:
+        conn = connect()
+        try:
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                try:
+                    reason = post(conn, next(counter))
+                except (OSError, http.client.HTTPException) as exc:
+                    reason = type(exc).__name__
+                    conn.close()
+                    conn = connect()
+                with lock:
+                    if reason is None:
+                        latencies.append(time.perf_counter() - sent)
+                    else:
+                        errors[reason] = errors.get(reason, 0) + 1
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(duration + timeout + 10)
+    return latencies, errors, time.perf_counter() - start
+
+
+async def _httpx_load(url, path, body, concurrency, duration, timeout) -> tuple[list[float], dict, float]:
+    import httpx
 
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    counter = iter(range(10**12))
+    counter = iter(range(1, 10**12))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
         await client.post(path, json=body(0))  # warm-up (not counted)
@@ -170,16 +253,7 @@ async def _run_load(url, model, concurrency, duration, texts_per_request, timeou
                     errors[reason] = errors.get(reason, 0) + 1
 
         await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), duration + timeout + 10)
-        elapsed = time.perf_counter() - start
-    lat = np.asarray(latencies) * 1000.0
-    pct = {f"p{q}_ms": float(np.percentile(lat, q)) if len(lat) else None for q in (50, 95, 99)}
-    return {
-        "url": url, "path": path, "model": model, "kind": kind, "concurrency": concurrency, "duration_s": duration,
-        "texts_per_request": texts_per_request, "elapsed_s": elapsed, "requests": len(latencies),
-        "errors": sum(errors.values()), "error_kinds": errors, "req_per_s": len(latencies) / elapsed,
-        "texts_per_s": len(latencies) * texts_per_request / elapsed, **pct,
-        "max_ms": float(lat.max()) if len(lat) else None,
-    }
+        return latencies, errors, time.perf_counter() - start
 
 
 def in_process_baseline(bundle: str, seconds: float = 5.0, batch_size: int = 32, model=None) -> dict:
@@ -232,18 +306,20 @@ def in_process_latency(bundle: str, seconds: float = 5.0, model=None, gap_s: flo
             "gap_ms": 1000.0 * gap_s}
 
 
-def compare(bundle: str, duration: float, serve_args: list[str] = (), timeout: float = 30.0) -> dict:
+def compare(bundle: str, duration: float, serve_args: list[str] = (), timeout: float = 30.0,
+            client: str = "http.client") -> dict:
     """The server's overhead against in-process encode: 8 clients x 8 texts (texts/s) and 1 client x 1 text (p50)."""
     from st_runtime.serving.registry import load_model
 
     with spawned_process(bundle, list(serve_args)) as (url, proc):
         cpu = process_cpu_seconds(proc.pid)
-        throughput = run_load(url, concurrency=8, texts_per_request=8, duration=duration, timeout=timeout)
+        throughput = run_load(url, concurrency=8, texts_per_request=8, duration=duration, timeout=timeout,
+                              client=client)
         # CPU the server spent per text (warm-up request included): less sensitive to other load than texts/s
         texts = throughput["requests"] * 8 + 8
         throughput["server_cpu_ms_per_text"] = 1000.0 * (process_cpu_seconds(proc.pid) - cpu) / texts
         before = _handler_seconds(url)
-        latency = run_load(url, concurrency=1, texts_per_request=1, duration=duration, timeout=timeout)
+        latency = run_load(url, concurrency=1, texts_per_request=1, duration=duration, timeout=timeout, client=client)
         after = _handler_seconds(url)
         requests = max(1.0, after[2] - before[2])
         latency["server_handler_ms"] = 1000.0 * (after[0] - before[0]) / requests
@@ -331,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --spawn: also time in-process encode (after the server stopped)")
     p.add_argument("--compare", action="store_true",
                    help="with --spawn: 8 clients x 8 texts and 1 client x 1 text against in-process encode")
+    p.add_argument("--client", choices=CLIENTS, default="http.client",
+                   help="http.client: a thread per client with a keep-alive connection (default, the least client "
+                        "overhead); httpx: tasks on one httpx.AsyncClient")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     return p
 
@@ -344,13 +423,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         if not args.spawn:
             raise SystemExit("--compare needs --spawn BUNDLE")
-        result = compare(args.spawn, args.duration, shlex.split(args.serve_args), args.timeout)
+        result = compare(args.spawn, args.duration, shlex.split(args.serve_args), args.timeout, args.client)
         print(format_compare(result), flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         return 1 if result["throughput"]["errors"] or result["latency"]["errors"] else 0
     kwargs = dict(concurrency=args.concurrency, duration=args.duration, texts_per_request=args.texts_per_request,
-                  timeout=args.timeout, encoding_format=args.encoding_format)
+                  timeout=args.timeout, encoding_format=args.encoding_format, client=args.client)
     if args.spawn:
         with spawned_server(args.spawn, shlex.split(args.serve_args)) as url:
             result = run_load(url, args.model, **kwargs)

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from st_runtime.config import SMALL_BATCH_TOKENS
 from st_runtime.manifest import VariantSpec
 
 from .onnx_variants import BuildContext, _external, _spec
@@ -104,4 +105,4 @@ def build_onnx_int8_wo(ctx: BuildContext, exclude: Sequence[str] = ()) -> Varian
                     all_tensors_to_one_file=True, location=f"{OUT}.data")
     return _spec(ctx, OUT, "int8", "cpu", weights="int8 (weight-only)", matmul="MatMulNBits bits=8 symmetric",
                  block_size=BLOCK_SIZE, int8_tables=tables, fp32_nodes=list(exclude), deterministic=True,
-                 auto_rank=0.9)  # made for size: its blocks are dequantized per call, so auto prefers fp32 unmeasured
+                 auto_rank=0.9, max_batch_tokens=SMALL_BATCH_TOKENS)  # made for size: its blocks are dequantized per call, so auto prefers fp32 unmeasured

@@ -23,7 +23,12 @@ from .similarity import resolve_similarity_name
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_TOKENS = 4096
+# Padded tokens per graph call. Measured with ``python -m benchmarks.token_budget`` (README, "Token budget"): on
+# all-MiniLM-L6-v2 and the 12-layer base shape, calls of ~1024 tokens ran passages faster than calls of 4096 (the
+# attention and FFN buffers of one call stay in cache) and peaked lower; a variant may record its own budget.
+DEFAULT_BATCH_TOKENS = 1024
+# What size-oriented variants (onnx-int8-wo) record: at the same speed, a lower peak (MiniLM: 148 MB vs 171 MB).
+SMALL_BATCH_TOKENS = 512
 _LATE_INTERACTION = ("maxsim", "meanmaxsim")
 
 
@@ -42,6 +47,14 @@ class FrozenDict(dict):
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(sorted(self.items())))
+
+
+def variant_batch_tokens(manifest: Any, variant: str | None) -> int | None:
+    """The token budget a variant runs with by default: its manifest's ``settings.max_batch_tokens`` (size variants
+    record a smaller one, for a lower peak memory), else ``DEFAULT_BATCH_TOKENS``."""
+    spec = manifest.variants.get(variant) if variant is not None else None
+    value = spec.settings.get("max_batch_tokens") if spec is not None else None
+    return _optional_positive("max_batch_tokens", value) if value is not None else DEFAULT_BATCH_TOKENS
 
 
 def _optional_positive(name: str, value: Any) -> int | None:

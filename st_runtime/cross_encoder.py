@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from .bundle import Bundle
 from .compat import check_extra_kwargs, check_init_arguments, refuse, refuse_tensor, variant_for_backend
-from .config import RerankConfig, merge_prompts
+from .config import RerankConfig, merge_prompts, variant_batch_tokens
 from .engine import GraphRunner
 from .errors import InputValidationError
 from .inputs import pair_batch, positive_int
@@ -160,6 +160,7 @@ class CrossEncoder(RunnerModel):
             prompts=saved_prompts,
             default_prompt_name=default_prompt_name if default_prompt_name is not None
             else (spec.default_prompt_name or manifest.source.get("default_prompt_name")),
+            max_batch_tokens=variant_batch_tokens(manifest, self.variant),
         )
         self._set_config(config)
 

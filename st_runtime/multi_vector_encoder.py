@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .bundle import Bundle
+from .config import DEFAULT_BATCH_TOKENS
 from .engine import plan_batches
 from .errors import InputValidationError
 from .inputs import positive_int, text_batch
@@ -19,7 +20,6 @@ from .similarity import checked_similarity_fn_name
 from .task_prompts import TaskEncoding, prompt_settings
 
 logger = logging.getLogger(__name__)
-DEFAULT_BATCH_TOKENS = 4096
 
 
 def _as_list(embeddings: Any) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from .bundle import Bundle
 from .compat import check_extra_kwargs, check_init_arguments, refuse_tensor, variant_for_backend
-from .config import DEFAULT_BATCH_TOKENS, EncodeConfig, merge_prompts
+from .config import DEFAULT_BATCH_TOKENS, EncodeConfig, merge_prompts, variant_batch_tokens
 from .engine import GraphRunner
 from .errors import InputValidationError
 from .inputs import positive_int, text_batch
@@ -142,6 +142,7 @@ class SentenceTransformer(RunnerModel):
             truncate_dim=truncate_dim if truncate_dim is not None else spec.truncate_dim,
             similarity_fn_name=similarity_fn_name if similarity_fn_name is not None else
             (spec.similarity_fn_name or "cosine"),
+            max_batch_tokens=variant_batch_tokens(manifest, self.variant),
         )
         self._set_config(config)
 
@@ -383,7 +384,10 @@ class SentenceTransformer(RunnerModel):
         prompt_length = tokenizer.prompt_length(prompt) if prompt and not config.include_prompt else 0
         results: list[Any] = [None] * len(rows)
         runner = self._runner_for(config)
-        for indices, encoded, outputs in runner.iter_rows(rows, batch_size, config.max_batch_tokens,
+        # Left-padded models keep their leading pad rows in token outputs (as sentence-transformers returns them), so
+        # how many a text gets depends on its batch: batches of ``batch_size`` as ST makes them, never split further.
+        budget = None if tokenizer.spec.padding_side == "left" else config.max_batch_tokens
+        for indices, encoded, outputs in runner.iter_rows(rows, batch_size, budget,
                                                           self._extra(prompt_length), None, tokenizer=tokenizer):
             emb = self._finish(outputs["sentence_embedding"], config)
             for row, index in enumerate(indices):

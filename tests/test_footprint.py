@@ -25,3 +25,17 @@ def test_token_budget_reaches_the_child(export_bundle):
     assert figures["max_batch_tokens"] == 64 and figures["threads"] == 1
     assert figures["peak_rss_mb"] > 20 and figures["texts"] == 128
     assert variant_footprint(export_bundle("bert-mean"), "onnx")["max_batch_tokens"] == "default"
+
+
+def test_file_size_counts_external_data_before_the_bundle_is_sealed(tmp_path):
+    """While a variant is being exported its external data file is not yet named in the spec: still counted."""
+    from st_runtime.bench.footprint import variant_files_mb
+    from st_runtime.manifest import VariantSpec
+
+    (tmp_path / "model_x.onnx").write_bytes(b"g" * 1000)
+    (tmp_path / "model_x.onnx.data").write_bytes(b"w" * 2_000_000)
+    unsealed = VariantSpec(file="model_x.onnx", format="onnx")
+    assert variant_files_mb(tmp_path, unsealed) == pytest.approx(2.001)
+    sealed = VariantSpec(file="model_x.onnx", format="onnx", weights_file="model_x.onnx.data")
+    assert variant_files_mb(tmp_path, sealed) == pytest.approx(2.001)
+    assert variant_files_mb(tmp_path, VariantSpec(file="model_x.onnx", format="openvino")) == pytest.approx(0.001)

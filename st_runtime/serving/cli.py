@@ -41,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("batching")
     g.add_argument("--max-batch-size", type=_positive(int), default=32, help="texts per inference call")
     g.add_argument("--max-batch-tokens", type=_positive(int), default=8192,
-                   help="tokens per merged call (and padded tokens per sub-batch)")
+                   help="tokens per merged call; each graph call stays within this and the model's own "
+                        "budget (max_batch_tokens of its configuration: 1024 unless the variant records another)")
     g.add_argument("--batch-wait-ms", type=float, default=5.0,
                    help="how long the oldest waiting request may wait for others to join its batch")
     from ..long_text import add_cli_options

@@ -70,12 +70,14 @@ def _is_reranker(model: Any) -> bool:
 
 
 def engine_config(served: "ServedModel") -> Any:
-    """The model's own immutable configuration, handed whole to the engine, with the server's token budget per
-    sub-batch (``--max-batch-tokens``); cached while the model's configuration stays the same object."""
+    """The model's own immutable configuration, handed whole to the engine; its token budget per graph call is the
+    model's own (the size of call it runs fastest with) or the server's ``--max-batch-tokens`` when that is smaller.
+    Cached while the model's configuration stays the same object."""
     base = served.model.config
     cached = served._engine_config
     if cached is None or cached[0] is not base:
-        budget = served.config.max_batch_tokens
+        budgets = [b for b in (served.config.max_batch_tokens, base.max_batch_tokens) if b]
+        budget = min(budgets) if budgets else None
         cached = (base, base.replace(max_batch_tokens=budget) if base.max_batch_tokens != budget else base)
         served._engine_config = cached
     return cached[1]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from st_runtime import SentenceTransformer, corpus
+from st_runtime.config import DEFAULT_BATCH_TOKENS, SMALL_BATCH_TOKENS
 
 pytestmark = pytest.mark.torch
 TEXTS = corpus.queries(6, seed=91) + corpus.passages(6, seed=92)
@@ -36,6 +37,9 @@ def test_int8_wo_quantizes_matmuls_and_tables_and_runs(export_bundle, tmp_path):
     fp32 = sum(p.stat().st_size for p in root.glob("model.onnx*"))
     assert (root / spec.file).stat().st_size < 0.5 * fp32
     model = SentenceTransformer(root, variant="onnx-int8-wo")
+    # a size variant records a smaller token budget, which its model then runs with by default
+    assert spec.settings["max_batch_tokens"] == SMALL_BATCH_TOKENS == model.config.max_batch_tokens
+    assert SentenceTransformer(root).config.max_batch_tokens == DEFAULT_BATCH_TOKENS != SMALL_BATCH_TOKENS
     ours, exact = model.encode(TEXTS), SentenceTransformer(root).encode(TEXTS)
     assert np.isfinite(ours).all() and ((ours * exact).sum(1)).min() > 0.99  # normalized model: dot = cosine
     alone = np.stack([model.encode([t])[0] for t in TEXTS[:4]])

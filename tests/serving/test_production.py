@@ -460,3 +460,21 @@ def test_request_bodies_held_at_once_are_bounded(serve_models, start_server):
     assert srv.core.body_budget.held == 0
     assert httpx.post(f"{srv.url}/v1/embeddings", content=body,
                       headers={"content-type": "application/json"}).status_code == 200
+
+
+def test_graph_calls_keep_the_models_own_token_budget(serve_models):
+    """The server's --max-batch-tokens bounds a merged call; each graph call stays within the model's own budget
+    too (the smaller of the two), so serving runs the call size the model runs in-process."""
+    from st_runtime.serving.metrics import Metrics
+    from st_runtime.serving.registry import ServedModel, engine_config
+
+    model = serve_models[0]
+    own = model.config.max_batch_tokens
+    for server_budget, expected in ((8192, own), (own // 2, own // 2), (None, own)):
+        served = ServedModel("m", model, ServeConfig(max_batch_tokens=server_budget), Metrics())
+        assert engine_config(served).max_batch_tokens == expected
+    model._set_config(model.config.replace(max_batch_tokens=None))  # no cap of its own: the server's applies
+    try:
+        assert engine_config(ServedModel("m", model, ServeConfig(), Metrics())).max_batch_tokens == 8192
+    finally:
+        model._set_config(model.config.replace(max_batch_tokens=own))
