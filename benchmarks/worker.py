@@ -55,6 +55,17 @@ def _load(system: str, bundle: str, source: str | None, kind: str, device: str):
             return run(feeds, *args, **kwargs)
 
         session.run = recorded
+        if hasattr(session, "run_many"):  # OpenVINO's path for calls of several batches
+            many = session.run_many
+
+            def recorded_many(feeds, *args, **kwargs):
+                def counted():
+                    for feed in feeds:
+                        shapes.append(tuple(feed["input_ids"].shape))
+                        yield feed
+                return many(counted(), *args, **kwargs)
+
+            session.run_many = recorded_many
         return call, session.description, shapes
     import torch
 

@@ -88,3 +88,14 @@ def test_harness_new_kinds(export_bundle, tmp_path, name):
     else:
         assert parity["active_dims_same"] == 1.0
     assert "| variant:onnx |" in (tmp_path / "results.md").read_text()
+
+
+def test_batches_are_counted_on_openvinos_many_batch_path_too(export_bundle):
+    """OpenVINO runs a call of several batches through ``run_many``: the harness's batch count must see them."""
+    from st_runtime import corpus
+    from st_runtime.bench.worker import _load
+
+    call, _, shapes = _load("variant:openvino", str(export_bundle("bert-mean", ("openvino",))), None,
+                            "sentence-transformer", "cpu")
+    call(corpus.passages(8, seed=77), batch_size=2)
+    assert len(shapes) == 4 and all(rows == 2 for rows, _ in shapes)
