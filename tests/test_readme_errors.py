@@ -56,6 +56,9 @@ COVERAGE = {
     "a bundle's file replaced by a pickle": ["tests/exporters/test_st_folder.py::test_pickled_weights_are_never_loaded"],
     "ST folder with several graphs": ["tests/exporters/test_st_folder.py::test_several_graphs_are_never_picked_silently"],
     "a token budget (`max_batch_tokens`) smaller": [T + "test_engine.py::test_token_budget_smaller_than_one_input_terminates"],
+    "`--max-drop` outside (0, 1)": ["tests/exporters/test_accuracy_control.py::test_max_drop_outside_the_open_unit_interval_is_refused",
+                                   "tests/exporters/test_accuracy_control.py::test_max_drop_with_other_variants_or_kinds_is_refused",
+                                   "tests/exporters/test_accuracy_control.py::test_cli_refuses_max_drop_before_loading_the_model"],
     "an all-padding or empty input": [T + "test_encode.py::test_hard_texts_are_finite"],
 }
 BUILTINS = {"AttributeError", "ImportError", "ValueError", "TypeError"}
