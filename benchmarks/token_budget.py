@@ -22,10 +22,11 @@ from pathlib import Path
 _RSS_PROBE = r"""
 import json, sys
 import st_runtime
-from st_runtime import corpus
+from st_runtime.bench.token_budget import text_sets
 root, variant, budget = sys.argv[1], sys.argv[2], int(sys.argv[3])
 model = st_runtime.SentenceTransformer(root, variant=variant, verify=False)
-texts = corpus.passages(128, seed=5101) + [" ".join(corpus.passages(4, seed=5200 + i)) for i in range(32)]
+sets = text_sets()
+texts = sets["passages"] + sets["long"]
 model.encode(texts, batch_size=32, max_batch_tokens=budget)
 peak = next(int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"peak_rss_mb": peak}))

@@ -99,3 +99,14 @@ def test_batches_are_counted_on_openvinos_many_batch_path_too(export_bundle):
                             "sentence-transformer", "cpu")
     call(corpus.passages(8, seed=77), batch_size=2)
     assert len(shapes) == 4 and all(rows == 2 for rows, _ in shapes)
+
+
+def test_token_budget_benchmark_runs_every_budget(export_bundle):
+    """benchmarks.token_budget: every text set at every budget, and a fresh-process peak RSS per budget."""
+    from st_runtime.bench.token_budget import peak_rss, throughput
+
+    bundle = str(export_bundle("bert-mean"))
+    rates = throughput(bundle, "onnx", [64, 1024], repeats=1)
+    assert set(rates) == {"queries", "passages", "long"}
+    assert all(set(per) == {"64", "1024"} and min(v["median"] for v in per.values()) > 0 for per in rates.values())
+    assert peak_rss(bundle, "onnx", 64) > 20
