@@ -143,7 +143,8 @@ class OpenVINOSession:
     """An OpenVINO compiled model behind the narrow backend contract (fp32 kept exact unless told otherwise).
 
     The model is compiled without the optional outputs (token embeddings); a call that asks for them compiles the
-    full model once, on first use. With ``cache_dir`` OpenVINO keeps compiled blobs there between processes.
+    full model once, on first use. With ``cache_dir`` OpenVINO keeps compiled blobs there between processes, without
+    the weights (read again from the bundle's verified weights file).
     """
 
     def __init__(
@@ -162,6 +163,12 @@ class OpenVINOSession:
         }
         if cache_dir is not None:
             self._config["CACHE_DIR"] = str(cache_dir)
+            # Weightless blobs: the cache keeps the compiled graph only and re-reads the weights from the bundle's
+            # own verified .bin. A full blob would hold a second, unverified copy of every weight (90 MB for
+            # MiniLM, per compilation) and, measured on MiniLM, 80 MB more RSS after load and 100-180 MB more at
+            # the peak than compiling afresh; weightless blobs load to the fresh compile's memory.
+            if hasattr(ov.properties, "cache_mode"):  # OpenVINO 2024.5 and later
+                self._config["CACHE_MODE"] = "OPTIMIZE_SIZE"
         self._path = path
         try:
             self._model = self._core.read_model(str(path), *([str(weights)] if weights else []))

@@ -28,6 +28,9 @@ def test_second_load_uses_the_cache_outside_the_bundle(bundle, tmp_path, monkeyp
     assert "cached" in first._runner.session.description
     blobs = sorted((tmp_path / "cache" / "openvino").rglob("*.blob"))
     assert blobs, "OpenVINO wrote no compiled blob"
+    weights = (bundle / "openvino_model.bin").stat().st_size
+    print("blob bytes", [b.stat().st_size for b in blobs], "weights", weights)
+    assert max(b.stat().st_size for b in blobs) < weights / 2  # weightless: the weights stay in the verified .bin
     second = SentenceTransformer(bundle, variant="openvino")
     assert sorted((tmp_path / "cache" / "openvino").rglob("*.blob")) == blobs  # read back, not compiled anew
     assert np.array_equal(first.encode(TEXTS), second.encode(TEXTS))
