@@ -126,14 +126,19 @@ def test_validate_rechecks_the_exact_graphs(quantized, bundle, coverage):
 
 @pytest.mark.parametrize("variant", ["onnx", "openvino"])
 def test_loading_maps_the_weights(quantized, bundle, source, variant):
-    """Loading plus encoding 128 passages stays far below the weights' size: they are mapped, not copied."""
+    """Loading plus encoding 128 passages stays far below the weights' size in private memory: the weights are
+    mapped, not copied. ONNX Runtime also reads only the pages it uses (RSS stays low); OpenVINO reads every weight
+    page while compiling, so its RSS includes the mapped file (shared, clean page cache), and only its private
+    memory is held to the bound."""
     from st_runtime.bench.footprint import variant_footprint
 
     if variant not in quantized["manifest"].variants:
         pytest.skip(f"{variant} was refused")
     probe = variant_footprint(bundle, variant)
     FIGURES[f"load+encode {variant}"] = probe
-    assert probe["peak_rss_mb"] * 2**20 < 0.5 * source[1], probe
+    assert probe["peak_private_mb"] * 2**20 < 0.5 * source[1], probe
+    if variant == "onnx":
+        assert probe["peak_rss_mb"] * 2**20 < 0.5 * source[1], probe
 
 
 def test_zz_report():
