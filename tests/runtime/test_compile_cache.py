@@ -29,10 +29,12 @@ def test_second_load_uses_the_cache_outside_the_bundle(bundle, tmp_path, monkeyp
     blobs = sorted((tmp_path / "cache" / "openvino").rglob("*.blob"))
     assert blobs, "OpenVINO wrote no compiled blob"
     weights = (bundle / "openvino_model.bin").stat().st_size
-    print("blob bytes", [b.stat().st_size for b in blobs], "weights", weights)
     assert max(b.stat().st_size for b in blobs) < weights / 2  # weightless: the weights stay in the verified .bin
+    written = {blob: blob.stat().st_mtime_ns for blob in blobs}
     second = SentenceTransformer(bundle, variant="openvino")
-    assert sorted((tmp_path / "cache" / "openvino").rglob("*.blob")) == blobs  # read back, not compiled anew
+    assert sorted((tmp_path / "cache" / "openvino").rglob("*.blob")) == blobs
+    # read back, not compiled anew: a miss would write the blob again (as weightless blobs did without WEIGHTS_PATH)
+    assert {blob: blob.stat().st_mtime_ns for blob in blobs} == written
     assert np.array_equal(first.encode(TEXTS), second.encode(TEXTS))
     assert sorted(p.name for p in bundle.iterdir()) == files_before  # nothing written into the bundle
     Bundle.open(bundle).check_files(full=True)
