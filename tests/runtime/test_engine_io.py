@@ -174,3 +174,16 @@ def test_encode_of_many_batches_in_flight_matches_batch_by_batch(export_bundle):
     single = model.encode(TEXTS, batch_size=4)
     assert len(spy.calls) >= 5
     assert np.abs(many - single).max() <= 1e-6
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino")
+def test_batches_in_flight_can_be_switched_off(export_bundle, monkeypatch):
+    model = SentenceTransformer(export_bundle("bert-mean", ("openvino",)), variant="openvino")
+    session = model._runner.session
+    monkeypatch.setenv("ST_RUNTIME_BATCHES_IN_FLIGHT", "off")
+    off = model.encode(TEXTS, batch_size=4)
+    assert session._throughput is None  # no THROUGHPUT compilation, so none of its memory
+    monkeypatch.delenv("ST_RUNTIME_BATCHES_IN_FLIGHT")
+    on = model.encode(TEXTS, batch_size=4)
+    assert session._throughput is not None
+    assert np.abs(on - off).max() <= 1e-6
