@@ -110,3 +110,16 @@ def test_token_budget_benchmark_runs_every_budget(export_bundle):
     assert set(rates) == {"queries", "passages", "long"}
     assert all(set(per) == {"64", "1024"} and min(v["median"] for v in per.values()) > 0 for per in rates.values())
     assert peak_rss(bundle, "onnx", 64) > 20
+
+
+@pytest.mark.parametrize("variant", ["onnx", "openvino"])
+def test_operator_profile_runs_on_both_backends(export_bundle, variant):
+    """benchmarks.profile_ops: graph seconds split by operator class, for ONNX Runtime and OpenVINO sessions."""
+    pytest.importorskip("openvino" if variant == "openvino" else "onnxruntime")
+    from st_runtime import corpus
+    from st_runtime.bench.profile_ops import profile_variant
+
+    texts = {"queries": corpus.queries(8, seed=5), "passages": corpus.passages(4, seed=5)}
+    profile = profile_variant(export_bundle("bert-mean", ("openvino",)), variant, texts, batch_size=4)
+    for part in profile["sets"].values():
+        assert part["graph_s"] > 0 and sum(part["op_classes_s"].values()) > 0, part
