@@ -90,8 +90,9 @@ def test_harness_new_kinds(export_bundle, tmp_path, name):
     assert "| variant:onnx |" in (tmp_path / "results.md").read_text()
 
 
-def test_batches_are_counted_on_openvinos_many_batch_path_too(export_bundle):
+def test_batches_are_counted_on_openvinos_many_batch_path_too(export_bundle, monkeypatch):
     """OpenVINO runs a call of several batches through ``run_many``: the harness's batch count must see them."""
+    monkeypatch.setenv("ST_RUNTIME_BATCHES_IN_FLIGHT", "on")
     from st_runtime import corpus
     from st_runtime.bench.worker import _load
 

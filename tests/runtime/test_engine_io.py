@@ -142,7 +142,8 @@ def test_openvino_fetches_only_named_outputs_from_one_compilation_and_results_ou
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino")
 @pytest.mark.parametrize("outputs", [["sentence_embedding"], None])
-def test_several_batches_in_flight_come_back_in_order_with_the_same_values(outputs, export_bundle):
+def test_several_batches_in_flight_come_back_in_order_with_the_same_values(outputs, export_bundle, monkeypatch):
+    monkeypatch.setenv("ST_RUNTIME_BATCHES_IN_FLIGHT", "on")  # whatever this machine's core count
     from st_runtime.backends import OpenVINOSession
 
     bundle = export_bundle("bert-mean", ("openvino",))
@@ -152,7 +153,7 @@ def test_several_batches_in_flight_come_back_in_order_with_the_same_values(outpu
     feeds = [runner.feeds(tok(TEXTS[i: i + n])) for i, n in ((0, 3), (3, 1), (4, 7), (11, 2), (13, 6), (19, 2))]
     one_by_one = [session.run(f, outputs) for f in feeds]
     in_flight = list(session.run_many(iter(feeds), outputs))
-    assert len(in_flight) == len(feeds)
+    assert len(in_flight) == len(feeds) and session._throughput is not None  # the streams path ran
     for a, b in zip(in_flight, one_by_one):
         assert set(a) == set(b)
         for name in a:
@@ -166,7 +167,8 @@ def test_several_batches_in_flight_come_back_in_order_with_the_same_values(outpu
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino")
-def test_encode_of_many_batches_in_flight_matches_batch_by_batch(export_bundle):
+def test_encode_of_many_batches_in_flight_matches_batch_by_batch(export_bundle, monkeypatch):
+    monkeypatch.setenv("ST_RUNTIME_BATCHES_IN_FLIGHT", "on")
     model = SentenceTransformer(export_bundle("bert-mean", ("openvino",)), variant="openvino")
     assert hasattr(model._runner.session, "run_many")
     many = model.encode(TEXTS, batch_size=4)  # 6 batches: several in flight
@@ -183,7 +185,20 @@ def test_batches_in_flight_can_be_switched_off(export_bundle, monkeypatch):
     monkeypatch.setenv("ST_RUNTIME_BATCHES_IN_FLIGHT", "off")
     off = model.encode(TEXTS, batch_size=4)
     assert session._throughput is None  # no THROUGHPUT compilation, so none of its memory
-    monkeypatch.delenv("ST_RUNTIME_BATCHES_IN_FLIGHT")
+    monkeypatch.setenv("ST_RUNTIME_BATCHES_IN_FLIGHT", "on")
     on = model.encode(TEXTS, batch_size=4)
     assert session._throughput is not None
     assert np.abs(on - off).max() <= 1e-6
+
+
+def test_batches_in_flight_by_default_from_four_threads(monkeypatch):
+    from st_runtime.backends import batches_in_flight
+
+    monkeypatch.delenv("ST_RUNTIME_BATCHES_IN_FLIGHT", raising=False)
+    assert not batches_in_flight(2) and not batches_in_flight(3) and batches_in_flight(4) and batches_in_flight(16)
+    monkeypatch.setenv("ST_RUNTIME_BATCHES_IN_FLIGHT", "auto")
+    assert not batches_in_flight(2) and batches_in_flight(8)
+    monkeypatch.setenv("ST_RUNTIME_BATCHES_IN_FLIGHT", "yes")
+    assert batches_in_flight(1)
+    monkeypatch.setenv("ST_RUNTIME_BATCHES_IN_FLIGHT", "0")
+    assert not batches_in_flight(64)
