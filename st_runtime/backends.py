@@ -190,7 +190,6 @@ class OpenVINOSession:
     ) -> None:
         kind = device_kind(device)
         ov = _require("openvino")
-        self._ov = ov
         self._device = "CPU" if kind == "cpu" else device.upper().replace("CUDA", "GPU")
         self._core = ov.Core()
         self._config = {
