@@ -136,12 +136,12 @@ def _port_name(port, known: tuple[str, ...]) -> str:
     return next((name for name in known if name in names), port.get_any_name())
 
 
-# "on" / "off" (also 1/0, true/false, yes/no); unset or "auto": on with 4 or more usable cores. Off, OpenVINO runs
+# "on" / "off" (also 1/0, true/false, yes/no); unset or "auto": on with 4 or more threads. Off, OpenVINO runs
 # many-batch calls one batch at a time on the LATENCY compilation and never makes the THROUGHPUT one. Measured on
-# MiniLM (AMD EPYC, AVX2, 2 cores, quiet): bench peak RSS 582 -> 350 MB, queries/passages per second within the
-# noise (1.86x/1.85x torch fp32 on, 2.06x/1.95x off, consecutive runs); with 2 cores the two streams are two
-# one-thread requests against one two-thread request. Not measured on more cores, where OpenVINO's THROUGHPUT hint
-# gives more streams.
+# 2 cores (AMD EPYC, AVX2; README "Batches in flight"): the THROUGHPUT compilation costs MiniLM ~80 MB private and
+# ~230 MB of peak RSS (bench 582 -> 350 MB, 64% -> 40% of torch fp32) and gains 2-6% (MiniLM) and 2-16% (12-layer
+# base, passages) in interleaved runs. Below 4 threads memory wins; more cores get more streams from OpenVINO's
+# THROUGHPUT hint (not measured here).
 BATCHES_IN_FLIGHT_ENV = "ST_RUNTIME_BATCHES_IN_FLIGHT"
 MIN_CORES_IN_FLIGHT = 4
 
