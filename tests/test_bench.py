@@ -37,8 +37,8 @@ def test_gpu_check_dry_run_on_cpu(export_bundle, model_path, tmp_path):
     """The GPU check's parity path, run on the CPU provider: fp32 within 1e-5 of torch, fp16 close."""
     import numpy as np
     from sentence_transformers import SentenceTransformer as TorchST
-
     from st_runtime.bench.gpu_check import main
+
     from st_runtime import corpus
 
     reference = TorchST(str(model_path("bert-mean")), device="cpu").encode(corpus.parity_texts(200), batch_size=32)
@@ -54,7 +54,6 @@ def test_gpu_check_dry_run_on_cpu(export_bundle, model_path, tmp_path):
 def test_gpu_check_without_cuda_reports_the_users_error(export_bundle, tmp_path):
     import onnxruntime
     import pytest
-
     from st_runtime.bench.gpu_check import main
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
@@ -63,7 +62,7 @@ def test_gpu_check_without_cuda_reports_the_users_error(export_bundle, tmp_path)
     assert "st-runtime[gpu]" in json.loads((tmp_path / "gpu_check.json").read_text())["cuda"]
 
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.mark.parametrize("name", [
@@ -93,8 +92,9 @@ def test_harness_new_kinds(export_bundle, tmp_path, name):
 def test_batches_are_counted_on_openvinos_many_batch_path_too(export_bundle, monkeypatch):
     """OpenVINO runs a call of several batches through ``run_many``: the harness's batch count must see them."""
     monkeypatch.setenv("ST_RUNTIME_BATCHES_IN_FLIGHT", "on")
-    from st_runtime import corpus
     from st_runtime.bench.worker import _load
+
+    from st_runtime import corpus
 
     call, _, shapes = _load("variant:openvino", str(export_bundle("bert-mean", ("openvino",))), None,
                             "sentence-transformer", "cpu")
@@ -117,8 +117,9 @@ def test_token_budget_benchmark_runs_every_budget(export_bundle):
 def test_operator_profile_runs_on_both_backends(export_bundle, variant):
     """benchmarks.profile_ops: graph seconds split by operator class, for ONNX Runtime and OpenVINO sessions."""
     pytest.importorskip("openvino" if variant == "openvino" else "onnxruntime")
-    from st_runtime import corpus
     from st_runtime.bench.profile_ops import profile_variant
+
+    from st_runtime import corpus
 
     texts = {"queries": corpus.queries(8, seed=5), "passages": corpus.passages(4, seed=5)}
     profile = profile_variant(export_bundle("bert-mean", ("openvino",)), variant, texts, batch_size=4)

@@ -81,8 +81,8 @@ def bundle(source, tmp_path_factory) -> Path:
 
 def test_export_writes_external_data_and_stays_within_3x(bundle, source, coverage):
     import onnx
-
     from st_runtime.export.external_data import data_files, is_external
+
     from st_runtime.manifest import Manifest
 
     coverage(NAME, "onnx_exact")
