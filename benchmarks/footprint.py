@@ -14,27 +14,25 @@ from pathlib import Path
 _PROBE = r"""
 import json, resource, sys, time
 
-def peak_mb():
-    # VmHWM belongs to this process image; ru_maxrss keeps the parent's high-water mark across fork + exec.
+def status_mb(field):
     try:
         for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+def peak_mb():
+    # VmHWM belongs to this process image; ru_maxrss keeps the parent's high-water mark across fork + exec.
+    value = status_mb("VmHWM")
+    return value if value is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def anon_mb():
     # Private memory: what the process allocated itself. RSS (VmHWM) also counts the pages of mapped weight files
     # it has read, which stay shared, clean page cache the kernel can drop; OpenVINO reads every weight page while
     # compiling, so for its variants the two figures differ by about the weights' size.
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return status_mb("RssAnon") or 0.0
 
 import threading
 anon_peak = [0.0]
