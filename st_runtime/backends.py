@@ -250,15 +250,14 @@ class OpenVINOSession:
         parts of each batch overlap. Each batch is computed by the same compiled graph; where OpenVINO gives one
         stream only, or ``batches_in_flight`` says no (fewer than 4 threads, or the switch), this is ``run`` in a loop.
         """
-        if not batches_in_flight(int(self._config["INFERENCE_NUM_THREADS"])):
-            yield from (self.run(feed, outputs) for feed in feeds)
-            return
-        names = list(outputs or self.output_names)
-        compiled = self._compiled(throughput=True)
-        requests = self._thread_requests(compiled, many=True)
+        requests = []
+        if batches_in_flight(int(self._config["INFERENCE_NUM_THREADS"])):
+            compiled = self._compiled(throughput=True)
+            requests = self._thread_requests(compiled, many=True)
         if len(requests) < 2:
             yield from (self.run(feed, outputs) for feed in feeds)
             return
+        names = list(outputs or self.output_names)
         ports = {_port_name(port, _KNOWN_NAMES): port for port in compiled.outputs}
         pending: collections.deque = collections.deque()  # (request, feeds kept alive while it reads them)
         started = 0
