@@ -5,9 +5,9 @@ connected in front of the variant's IR; the result is saved as ``<stem>.text.xml
 the converted tokenizer must give the ids ``tokenizers`` gives on every check text, and the text graph must give the
 embeddings the normal runtime gives for that variant (fp32: within 1e-5). A default prompt goes inside the
 default graph, and each other named prompt gets its own graph, the prompt's tokens in the post-processor template
-(``graph_prompts``, ``_with_prompt_tokens``), checked the same way against ``prompt + text``. ONNX: onnxruntime-extensions' BertTokenizer
-operator is checked the same way; it is not exact on any tokenizer we ship (accent stripping and lower-casing of
-non-Latin scripts differ), so ONNX text graphs are refused with the component named (see README, text-in graphs).
+(``graph_prompts``, ``_with_prompt_tokens``), checked the same way against ``prompt + text``. ONNX: the tokenizer
+assembled from onnxruntime-extensions operators and tables computed with `tokenizers` (``onnx_tokenizer``) is put in
+front of the variant's ONNX graph (``onnx_text_graph``) and checked the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 from st_runtime.errors import ExportError, ParityError, UnsupportedModelError
 from st_runtime.manifest import Manifest, VariantSpec
 
+from .onnx_text_graph import build_onnx
 from .text_graph_check import TokenizerConversionError, check_components, check_texts, require_same_ids
 
 __all__ = ["add_text_graphs", "text_graph_bundle", "TokenizerConversionError"]
@@ -236,64 +237,28 @@ def _build_openvino(root: Path, manifest: Manifest, name: str, spec: VariantSpec
             "runtime": "openvino + openvino_tokenizers", "inference_precision": hint}
 
 
-def _onnx_tokenizer_ids(root: Path, manifest: Manifest):
-    """onnxruntime-extensions' BertTokenizer operator with the bundle's BertNormalizer settings, one text per call
-    (the operator reads two strings as a pair)."""
-    ort, ortx = _require("onnxruntime", "onnxruntime_extensions")
-    from onnxruntime_extensions import make_onnx_model
-    from onnxruntime_extensions._cuops import SingleOpGraph
-
-    tree = json.loads((root / manifest.tokenizer.file).read_text(encoding="utf-8"))
-    check_components(tree, "onnx")
-    norm = tree["normalizer"]
-    lower = bool(norm.get("lowercase"))
-    strip = norm.get("strip_accents")
-    vocab = "\n".join(t for t, _ in sorted(tree["model"]["vocab"].items(), key=lambda kv: kv[1]))
-    attrs = dict(vocab=vocab, do_lower_case=int(lower), strip_accents=int(lower if strip is None else bool(strip)),
-                 unk_token=tree["model"].get("unk_token", "[UNK]"))
-    if manifest.tokenizer.max_seq_length:
-        attrs["max_length"] = int(manifest.tokenizer.max_seq_length)
-    options = ort.SessionOptions()
-    options.register_custom_ops_library(ortx.get_library_path())
-    session = ort.InferenceSession(make_onnx_model(SingleOpGraph.build_graph("BertTokenizer", **attrs))
-                                   .SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return lambda batch: [list(session.run(None, {"text": np.array([t])})[0]) for t in batch]
-
-
-def _build_onnx(root: Path, manifest: Manifest, name: str, spec: VariantSpec, texts: list[str],
-                reference_ids, progress, **_prompt) -> dict[str, Any]:
-    norm = json.loads((root / manifest.tokenizer.file).read_text(encoding="utf-8")).get("normalizer") or {}
-    checked = require_same_ids(texts, reference_ids, _onnx_tokenizer_ids(root, manifest),
-                               "onnxruntime-extensions",
-                               f"normalizer {norm.get('type')} (lowercase={norm.get('lowercase')}, strip_accents="
-                               f"{norm.get('strip_accents')}) as onnxruntime-extensions' BertTokenizer applies it")
-    raise UnsupportedModelError(
-        f"{name}: onnxruntime-extensions' BertTokenizer matched tokenizers on {checked} texts, but merging it into "
-        "the ONNX graph is not built in this version; use an OpenVINO variant with --with-tokenizer.")
-
-
-BUILDERS = {"openvino": _build_openvino, "onnx": _build_onnx}
+BUILDERS = {"openvino": _build_openvino, "onnx": build_onnx}
 
 
 def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progress=lambda _: None) -> Manifest:
-    """Write a checked text-in graph for each variant in ``names`` ('all': every OpenVINO variant) into the staging folder
+    """Write a checked text-in graph for each variant in ``names`` ('all': every ONNX variant) into the staging folder
     ``root`` and record it under the variant's ``settings['text_graph']``. Any refusal raises; nothing is recorded."""
     from st_runtime import CrossEncoder, SentenceTransformer
 
     _settings_check(manifest)
     manifest.write(root)  # the runtime below opens the staging folder from its manifest
-    if list(names) in (["all"], []):  # every variant a text graph is written for (ONNX ones only when named)
-        names = [n for n, v in manifest.variants.items() if v.format == "openvino"]
+    if list(names) in (["all"], []):  # bare --with-tokenizer: every ONNX variant (OpenVINO ones when named)
+        names = [n for n, v in manifest.variants.items() if v.format == "onnx"]
         if not names:
-            raise ExportError("--with-tokenizer without variant names writes text graphs for the OpenVINO variants, "
-                              "and the bundle has none: add --variants openvino (ONNX text graphs are refused, see "
-                              "README 'Text-in graphs').")
+            raise ExportError("--with-tokenizer without variant names writes text graphs for the ONNX variants, and "
+                              "the bundle has none: name the variants (--with-tokenizer openvino) or add an ONNX one.")
     names = list(names)
     unknown = [n for n in names if n not in manifest.variants]
     if unknown:
         raise ExportError(f"--with-tokenizer names variants {unknown} the bundle does not have "
                           f"({sorted(manifest.variants)}); add them with --variants first.")
-    texts = check_texts(manifest.tokenizer.max_seq_length)
+    tree = json.loads((root / manifest.tokenizer.file).read_text(encoding="utf-8"))
+    texts = check_texts(manifest.tokenizer.max_seq_length, tree)
     if _is_reranker(manifest):
         texts = check_pairs(texts)
     prompts = graph_prompts(manifest)
@@ -301,7 +266,7 @@ def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progre
         spec = manifest.variants[name]
         if spec.format not in BUILDERS:
             raise UnsupportedModelError(f"Variant {name!r} is a {spec.format} graph; text-in graphs are built for "
-                                        "openvino (and checked for onnx) variants.")
+                                        "onnx and openvino variants.")
         check_components(root / manifest.tokenizer.file, spec.format)  # refuse by name before any work
         runtime = (CrossEncoder if _is_reranker(manifest) else SentenceTransformer)(root, variant=name, verify=False)
         built: dict[str | None, dict] = {}
@@ -311,7 +276,8 @@ def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progre
         except Exception:
             for graph in built.values():  # a refused prompt graph takes the variant's other text graphs with it
                 for rel in (graph["file"], graph["weights_file"]):
-                    (root / rel).unlink(missing_ok=True)
+                    if rel:  # an ONNX text graph shares the variant's weights file: never removed
+                        (root / rel).unlink(missing_ok=True)
             raise
         default = built.pop(None)
         if not _is_reranker(manifest):
@@ -372,7 +338,8 @@ def _one_graph(root: Path, manifest: Manifest, name: str, spec: VariantSpec, run
     gate = FP32_ATOL if spec.precision == "fp32" else OTHER_ATOL
     if worst > gate:
         for rel in (built["file"], built["weights_file"]):
-            (root / rel).unlink(missing_ok=True)
+            if rel:
+                (root / rel).unlink(missing_ok=True)
         raise ParityError(f"{what}: the text-in graph differs from the normal runtime by {worst:.3g} (gate "
                           f"{gate:g}); nothing was written.")
     built.update(inputs=["text", "text_pair"] if pairs else ["text"], outputs=["scores" if pairs else "sentence_embedding"],

@@ -342,3 +342,45 @@ def _bucketed(root: Path, settings: dict, device: str | None, threads: int | Non
     return BucketedSession(sessions, pad_id=int(settings.get("pad_token_id", 0)),
                            padding_side=settings.get("padding_side", "right"),
                            sequence_outputs=settings.get("sequence_outputs", ()))
+
+
+def extensions_library() -> str:
+    """Path of onnxruntime-extensions' operator library, found without importing the package (whose Python side
+    imports transformers and torch when they are installed)."""
+    spec = importlib.util.find_spec("onnxruntime_extensions")
+    found = [p for p in sorted(Path(spec.origin).parent.glob("_extensions_pydll*"))
+             if p.suffix in (".so", ".pyd", ".dylib")] if spec and spec.origin else []
+    if not found:
+        raise BackendNotInstalledError("ONNX text-in graphs need onnxruntime-extensions' operator library: "
+                                       "pip install 'st-runtime[edge]'")
+    return str(found[0])
+
+
+def text_graph_runner(path: Path, hint: str = "f32"):
+    """A function running a text-in graph (``.text.onnx`` in ONNX Runtime with onnxruntime-extensions' operators,
+    ``.text.xml`` in OpenVINO with openvino-tokenizers'): string arrays in, in input order; first output back."""
+    return _onnx_text_runner(path) if path.suffix == ".onnx" else _openvino_text_runner(path, hint)
+
+
+def _onnx_text_runner(path: Path):
+    """ONNX Runtime (CPU) with onnxruntime-extensions' operators: inputs in order, first output back."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise BackendNotInstalledError("ONNX text-in graphs need onnxruntime: pip install 'st-runtime[edge]'") from exc
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(extensions_library())
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return lambda arrays: session.run(None, dict(zip(names, arrays)))[0]
+
+
+def _openvino_text_runner(path: Path, hint: str):
+    try:
+        import openvino as ov
+        import openvino_tokenizers  # noqa: F401  (registers the tokenizer operators)
+    except ImportError as exc:
+        raise BackendNotInstalledError(f"OpenVINO text-in graphs need openvino and openvino-tokenizers ({exc.name} "
+                                       "is missing): pip install 'st-runtime[edge]'") from exc
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+    return lambda arrays: compiled([np.array(a.tolist()) for a in arrays])[0]

@@ -246,8 +246,8 @@ def _read_lines(path: str) -> list[str]:
 def _with_tokenizer_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--with-tokenizer", nargs="?", const="", default=None, metavar="VARIANTS",
                    help="also write a text-in graph (strings in, sentence embedding out, tokenizer inside) for these "
-                        "variants (comma list; bare: every OpenVINO variant); needs the edge extra; refused, naming the "
-                        "component, when the tokenizer cannot be converted exactly")
+                        "variants (comma list; bare: every ONNX variant); needs the edge extra; refused, naming the "
+                        "component or the texts that differ, when the tokenizer cannot be put inside exactly")
 
 
 def _eval_options(p: argparse.ArgumentParser) -> None:

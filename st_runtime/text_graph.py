@@ -1,8 +1,9 @@
 """Run a bundle's text-in graph (``--with-tokenizer``): strings in, sentence embeddings (or, for a cross-encoder,
 pairs of strings in, scores) out, no Python tokenizer.
 
-The graph itself needs only ``openvino`` + ``openvino_tokenizers``; this wrapper adds the bundle's checksums and a
-typed error for non-string input (the graph would fail with an opaque message).
+The graph itself needs only ``onnxruntime`` + ``onnxruntime_extensions`` (``.text.onnx``) or ``openvino`` +
+``openvino_tokenizers`` (``.text.xml``); this wrapper adds the bundle's checksums and a typed error for non-string
+input (the graph would fail with an opaque message).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
+from .backends import text_graph_runner
 from .bundle import Bundle
-from .errors import BackendNotInstalledError, InputTypeError, InputValidationError
+from .errors import InputTypeError, InputValidationError
 
 __all__ = ["TextGraph"]
 
@@ -50,16 +52,25 @@ class TextGraph:
             self.settings = dict(by_name[prompt_name])
         self.prompt_name = prompt_name if prompt_name is not None else self.settings.get("prompt_name")
         self.path = opened.root / self.settings["file"]
-        try:
-            import openvino as ov
-            import openvino_tokenizers  # noqa: F401  (registers the tokenizer operators)
-        except ImportError as exc:
-            raise BackendNotInstalledError(f"Text-in graphs need openvino and openvino-tokenizers ({exc.name} is "
-                                           "missing): pip install 'st-runtime[edge]'") from exc
-        hint = self.settings.get("inference_precision", "f32")
-        self._compiled = ov.Core().compile_model(str(self.path), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        self._run = text_graph_runner(self.path, self.settings.get("inference_precision", "f32"))
 
-    def encode(self, texts: str | Sequence[str]) -> np.ndarray:
+    def _batched(self, columns: list[list[str]], batch_size: int) -> np.ndarray:
+        """Run the graph on batches of ``batch_size`` rows taken longest first (as ``encode`` batches, so that texts
+        of similar length share a batch and little padding is run), results back in input order."""
+        if batch_size < 1:
+            raise InputValidationError(f"batch_size must be at least 1, got {batch_size}.")
+        order = np.argsort([-sum(len(col[i]) for col in columns) for i in range(len(columns[0]))], kind="stable")
+        parts = []
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            parts.append(np.asarray(self._run([np.array([col[i] for i in rows], dtype=object) for col in columns]),
+                                    dtype=np.float32))
+        out = np.concatenate(parts)
+        result = np.empty_like(out)
+        result[order] = out
+        return result
+
+    def encode(self, texts: str | Sequence[str], batch_size: int = 32) -> np.ndarray:
         """(n, dim) float32 embeddings of ``texts`` (one string gives one row of a (1, dim) array)."""
         if self.kind == "cross-encoder":
             raise InputValidationError("This is a cross-encoder's text graph: score (query, document) pairs with "
@@ -73,9 +84,9 @@ class TextGraph:
                                      "graph embeds strings only.")
         if not batch:
             return np.zeros((0, 0), dtype=np.float32)
-        return np.asarray(self._compiled([np.array(list(batch))])[0], dtype=np.float32)
+        return self._batched([list(batch)], batch_size)
 
-    def predict(self, pairs: Sequence[Sequence[str]]) -> np.ndarray:
+    def predict(self, pairs: Sequence[Sequence[str]], batch_size: int = 32) -> np.ndarray:
         """Scores of (query, document) pairs, as ``CrossEncoder.predict`` gives them (activation applied): shape (n,)
         for one label, (n, num_labels) otherwise."""
         if self.kind != "cross-encoder":
@@ -89,9 +100,9 @@ class TextGraph:
                 raise InputTypeError(f"Input {i} is {pair!r:.60}, not a pair of strings (query, document).")
         if not pairs:
             return np.zeros((0,), dtype=np.float32)
-        scores = np.asarray(self._compiled([np.array([q for q, _ in pairs]), np.array([d for _, d in pairs])])[0],
-                            dtype=np.float32)
+        scores = self._batched([[q for q, _ in pairs], [d for _, d in pairs]], batch_size)
         return scores[:, 0] if scores.ndim == 2 and scores.shape[1] == 1 else scores
 
     def __repr__(self) -> str:
         return f"TextGraph({self.path.name!r}, variant={self.variant!r}, prompt_name={self.prompt_name!r})"
+
