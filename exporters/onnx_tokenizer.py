@@ -24,20 +24,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from .code_point_tables import (
+    CHAR_LOCAL_NORMALIZERS,
+    MAX_CODE_POINT,
+    char_class,
+    code_point_tables,
+)
 from .text_graph_check import TokenizerConversionError
 
 __all__ = ["CONTRIB", "OPSET", "Layout", "opset_imports", "tokenizer_graph", "tokenizer_model"]
 
 CONTRIB = "ai.onnx.contrib"  # onnxruntime-extensions' operator domain
 OPSET = 20  # StringSplit (opset 20) is the only string operator that reads a NUL character
-CHAR_LOCAL_NORMALIZERS = {"BertNormalizer", "Lowercase", "StripAccents", "NFD", "NFKD"}
 SENTINEL_BASE = 0x100000  # Supplementary Private Use Area-B: one sentinel per added token
-MAX_CODE_POINT = 0x10FFFF
 
 
 def _refuse(what: str) -> TokenizerConversionError:
@@ -115,69 +118,8 @@ def _added_tokens(tree: dict[str, Any]) -> list[tuple[str, int]]:
     return sorted(tokens, key=lambda t: -len(t[0]))
 
 
-def _ranges(code_points: Sequence[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for cp in sorted(code_points):
-        if out and cp == out[-1][1] + 1:
-            out[-1] = (out[-1][0], cp)
-        else:
-            out.append((cp, cp))
-    return out
-
-
-def _char_class(code_points: Sequence[int]) -> str:
-    """An RE2 character class of exactly these code points."""
-    parts = [f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in _ranges(code_points)]
-    return "[" + "".join(parts) + "]"
-
-
 def _re2_literal(text: str) -> str:
     return "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
-
-
-@lru_cache(maxsize=4)
-def _tables(normalizer_json: str, pre_tokenizer_json: str) -> dict[str, Any]:
-    """What the normalizer makes of each code point (removed, a space, padded with spaces, another string) and
-    which code points the pre-tokenizer treats as whitespace and as punctuation: `tokenizers` run on each one."""
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_str(json.dumps({
-        "version": "1.0", "added_tokens": [], "normalizer": json.loads(normalizer_json),
-        "pre_tokenizer": json.loads(pre_tokenizer_json), "post_processor": None, "decoder": None,
-        "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}}))
-    norm, pre = tok.normalizer, tok.pre_tokenizer
-    remove, space, pad, mapping = [], [], [], {}
-    chars = [chr(cp) for cp in range(MAX_CODE_POINT + 1) if not 0xD800 <= cp <= 0xDFFF]
-    for c in chars:
-        out = norm.normalize_str(c) if norm is not None else c
-        if out == c:
-            continue
-        if out == "":
-            remove.append(ord(c))
-        elif out == " ":
-            space.append(ord(c))
-        elif out == f" {c} ":
-            pad.append(ord(c))
-        else:
-            mapping[c] = out
-    whitespace, punct = [], []
-    for start in range(0, len(chars), 4096):  # "a" between the characters: each one is in a word, a piece, or a gap
-        block = chars[start:start + 4096]
-        spans = [span for _, span in pre.pre_tokenize_str("a" + "a".join(block) + "a")]
-        covered = np.zeros(2 * len(block) + 1, dtype=bool)
-        alone = set()
-        for begin, end in spans:
-            covered[begin:end] = True
-            if end == begin + 1 and begin % 2 == 1:
-                alone.add(begin)
-        for i, c in enumerate(block):
-            at = 1 + 2 * i
-            if at in alone:
-                punct.append(ord(c))
-            elif not covered[at]:
-                whitespace.append(ord(c))
-    return {"remove": remove, "space": space, "pad": pad, "map": mapping,
-            "whitespace": whitespace, "punct": punct}
 
 
 class _Graph:
@@ -262,7 +204,7 @@ def tokenizer_graph(tree: dict[str, Any], max_length: int | None, prompt_ids: Se
     unk = model["unk_token"]
     if unk not in vocab:
         raise _refuse(f"WordPiece's unk_token {unk!r} is not in its vocabulary.")
-    tables = _tables(json.dumps(tree.get("normalizer")), json.dumps(tree.get("pre_tokenizer")))
+    tables = code_point_tables(json.dumps(tree.get("normalizer")), json.dumps(tree.get("pre_tokenizer")))
     removed = set(tables["remove"])
     sentinels = [chr(SENTINEL_BASE + i) for i in range(len(added))]
     stand_in = next((cp for cp in (1, 2, 3, 0xFFFD) if cp in removed), None)
@@ -278,7 +220,7 @@ def tokenizer_graph(tree: dict[str, Any], max_length: int | None, prompt_ids: Se
     # 1. NUL -> a removed stand-in (standard StringSplit, the only string op that reads NUL); added tokens -> sentinels
     parts, _ = g.op("StringSplit", [text_input], 2, delimiter="\x00")
     text = g.op("StringJoin", [parts, g.string(chr(stand_in)), g.const(1)], domain=CONTRIB)
-    text = g.op("StringRegexReplace", [text, g.string(_char_class(sentinel_range)), g.string(chr(stand_in))],
+    text = g.op("StringRegexReplace", [text, g.string(char_class(sentinel_range)), g.string(chr(stand_in))],
                 domain=CONTRIB)
     for (content, _), sentinel in zip(added, sentinels):
         text = g.op("StringRegexReplace", [text, g.string(_re2_literal(content)), g.string(f" {sentinel} ")],
@@ -288,7 +230,7 @@ def tokenizer_graph(tree: dict[str, Any], max_length: int | None, prompt_ids: Se
     for key, rewrite in (("remove", ""), ("space", " "), ("pad", " \\0 ")):
         points = [cp for cp in tables[key] if cp not in keep_sentinels]
         if points:
-            text = g.op("StringRegexReplace", [text, g.string(_char_class(points)), g.string(rewrite)],
+            text = g.op("StringRegexReplace", [text, g.string(char_class(points)), g.string(rewrite)],
                         domain=CONTRIB)
     if tables["map"]:
         chars, _, _, splits = g.op("StringRegexSplitWithOffsets", [text, g.string("((?s).)"), g.string("((?s).)")],
@@ -297,8 +239,8 @@ def tokenizer_graph(tree: dict[str, Any], max_length: int | None, prompt_ids: Se
                       map="\n".join(f"{c}\t{out}" for c, out in sorted(tables["map"].items())))
         text = g.join_rows(mapped, splits)
     # 3. pre-tokenization: split on whitespace runs, keep each punctuation character as a word
-    punct = _char_class(tables["punct"])
-    split_on = f"({_char_class(tables['whitespace'])}+|{punct})" if tables["whitespace"] else f"({punct})"
+    punct = char_class(tables["punct"])
+    split_on = f"({char_class(tables['whitespace'])}+|{punct})" if tables["whitespace"] else f"({punct})"
     words, _, _, word_splits = g.op("StringRegexSplitWithOffsets", [text, g.string(split_on), g.string(f"({punct})")],
                                     4, domain=CONTRIB)
     # 4. WordPiece, one word per row; a word it could not finish keeps only its [UNK]

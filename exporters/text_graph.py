@@ -1,7 +1,8 @@
 """Text-in graphs (``--with-tokenizer``): per variant, one graph from a batch of strings to the sentence embedding.
 
-OpenVINO: openvino-tokenizers converts the bundle's tokenizer.json into an OpenVINO tokenizer model that is
-connected in front of the variant's IR; the result is saved as ``<stem>.text.xml/.bin``. Before anything is written
+OpenVINO: openvino-tokenizers converts the bundle's tokenizer.json (a WordPiece one first rewritten by
+``code_point_tables.openvino_exact_tree``, which its own BERT conversions would not reproduce exactly) into an
+OpenVINO tokenizer model that is connected in front of the variant's IR; the result is saved as ``<stem>.text.xml/.bin``. Before anything is written
 the converted tokenizer must give the ids ``tokenizers`` gives on every check text, and the text graph must give the
 embeddings the normal runtime gives for that variant (fp32: within 1e-5). A default prompt goes inside the
 default graph, and each other named prompt gets its own graph, the prompt's tokens in the post-processor template
@@ -22,6 +23,7 @@ import numpy as np
 from st_runtime.errors import ExportError, ParityError, UnsupportedModelError
 from st_runtime.manifest import Manifest, VariantSpec
 
+from .code_point_tables import openvino_exact_tree
 from .onnx_text_graph import build_onnx
 from .text_graph_check import TokenizerConversionError, check_components, check_texts, require_same_ids
 
@@ -130,13 +132,15 @@ def _with_prompt_tokens(tree: dict[str, Any], prompt: str) -> dict[str, Any]:
 
 
 def _hf_tokenizer(tokenizer_file: Path, inputs: Sequence[str], prompt: str = ""):
-    """A transformers fast tokenizer over the bundle's tokenizer.json (with ``prompt``'s tokens in its template),
-    without its own padding or truncation."""
+    """A transformers fast tokenizer over the bundle's tokenizer.json (with ``prompt``'s tokens in its template, and
+    a WordPiece tokenizer's normalizer and pre-tokenizer in the forms openvino-tokenizers converts exactly), without
+    its own padding or truncation."""
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
     tree = json.loads(tokenizer_file.read_text(encoding="utf-8"))
-    tok = Tokenizer.from_str(json.dumps(_with_prompt_tokens(tree, prompt) if prompt else tree))
+    tree = openvino_exact_tree(_with_prompt_tokens(tree, prompt) if prompt else tree)
+    tok = Tokenizer.from_str(json.dumps(tree))
     tok.no_padding()
     tok.no_truncation()
     names = [n for n in inputs if n in ("input_ids", "token_type_ids", "attention_mask")]

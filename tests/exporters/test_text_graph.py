@@ -78,6 +78,8 @@ def text_bundle(export_bundle, tmp_path_factory) -> Path:
     bundle = tmp_path_factory.mktemp("text-graph") / "bert-mean"
     shutil.copytree(export_bundle("bert-mean", ("openvino",)), bundle)
     assert main(["quantize", str(bundle), "--with-tokenizer"]) == 0  # bare: every ONNX variant
+    assert "text_graph" not in Manifest.read(bundle).variants["openvino"].settings
+    assert main(["quantize", str(bundle), "--with-tokenizer", "openvino"]) == 0
     return bundle
 
 
@@ -93,53 +95,27 @@ def test_plain_onnx_matches_runtime(text_bundle, tmp_path):
     assert text["inputs"] == ["text"] and text["outputs"] == ["sentence_embedding"]
     assert text["checked_texts"] > 400 and text["max_abs_vs_runtime"] <= 1e-5
     assert manifest.files["model.text.onnx"]["size"] < manifest.files[spec.weights_file]["size"] / 2 + 3e6
-    assert "text_graph" not in manifest.variants["openvino"].settings  # bare --with-tokenizer: ONNX variants only
     got = _run_plain(PLAIN_ONNX, text_bundle / text["file"], TEXTS, tmp_path)
     want = SentenceTransformer(text_bundle, variant="onnx").encode(TEXTS)
     assert got.shape == want.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
 
 
-def test_openvino_tokenizer_refused_where_it_differs(text_bundle, tmp_path):
-    """openvino-tokenizers 2026.4 case-folds Greek final sigma (ς -> σ) and keeps private-use characters that
-    `tokenizers` removes: an ordinary Greek check sentence differs, so the OpenVINO text graph is refused."""
-    from st_runtime.export.text_graph import TokenizerConversionError, add_text_graphs
-
-    root, manifest = _staging_copy(text_bundle, tmp_path)
-    with pytest.raises(TokenizerConversionError, match="openvino-tokenizers tokenizer conversion is not exact.*"
-                                                       "first: 'Ο φίλος"):
-        add_text_graphs(root, manifest, ["openvino"])
-    assert not list(root.glob("openvino_model.text*")) and "text_graph" not in manifest.variants["openvino"].settings
-
-
-@pytest.fixture(scope="module")
-def byte_level_bundle(export_bundle, tmp_path_factory) -> Path:
-    """ModernBERT's byte-level BPE tokenizer without its NFC normalizer: a tokenizer openvino-tokenizers converts
-    exactly (every check text), for the OpenVINO text graph's own path."""
-    from st_runtime.export.bundle_steps import finish_manifest
-
-    root = tmp_path_factory.mktemp("byte-level") / "modernbert"
-    shutil.copytree(export_bundle("modernbert-mean", ("openvino",)), root)
-    tree = json.loads((root / "tokenizer.json").read_text(encoding="utf-8"))
-    tree["normalizer"] = None
-    (root / "tokenizer.json").write_text(json.dumps(tree), encoding="utf-8")
-    finish_manifest(root, Manifest.read(root))
-    return root
-
-
-def test_plain_openvino_matches_runtime(byte_level_bundle, tmp_path):
+def test_plain_openvino_matches_runtime(text_bundle, tmp_path):
+    """openvino + openvino_tokenizers alone; the tokenizer converted from the rewritten tokenizer.json (character
+    map normalizer, regex-split pre-tokenizer) gives the ids of the bundle's own on every check text."""
     from st_runtime import SentenceTransformer
-    from st_runtime.export.text_graph import add_text_graphs
 
-    manifest = Manifest.read(byte_level_bundle)
-    add_text_graphs(byte_level_bundle, manifest, ["openvino"])
-    text = manifest.variants["openvino"].settings["text_graph"]
+    text = Manifest.read(text_bundle).variants["openvino"].settings["text_graph"]
+    assert text["file"] == "openvino_model.text.xml"
     assert text["inputs"] == ["text"] and text["outputs"] == ["sentence_embedding"]
     assert text["checked_texts"] > 400 and text["max_abs_vs_runtime"] <= 1e-5
-    got = _run_plain(PLAIN, byte_level_bundle / text["file"], TEXTS, tmp_path)
-    want = SentenceTransformer(byte_level_bundle, variant="openvino", verify=False).encode(TEXTS)
+    got = _run_plain(PLAIN, text_bundle / text["file"], TEXTS, tmp_path)
+    want = SentenceTransformer(text_bundle, variant="openvino").encode(TEXTS)
     assert got.shape == want.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    alone = SentenceTransformer(text_bundle, variant="onnx").encode(TEXTS)  # the fp32 ONNX graph, tokenizer outside
+    np.testing.assert_allclose(got, alone, atol=1e-5, rtol=0)
 
 
 def test_wrapper_and_info(text_bundle, capsys):
@@ -148,6 +124,7 @@ def test_wrapper_and_info(text_bundle, capsys):
 
     graph = TextGraph(text_bundle)
     assert graph.variant == "onnx"
+    assert TextGraph(text_bundle, variant="openvino").path.name == "openvino_model.text.xml"
     one = graph.encode(TEXTS[3])
     np.testing.assert_allclose(one[0], graph.encode(TEXTS[:8])[3], atol=1e-5, rtol=0)  # alone vs in a batch
     for bad in ([1, "a"], [None], b"bytes", ["ok", b"x"]):
@@ -221,19 +198,18 @@ def test_readme_snippet_runs(text_bundle, capsys):
 
 @pytest.mark.slow
 def test_minilm_text_graph_exact(export_bundle, tmp_path):
-    """The shipped all-MiniLM-L6-v2: ids equal on every check text, text graph within 1e-5 of the runtime (ONNX);
-    openvino-tokenizers differs on Greek final sigma and is refused."""
-    from st_runtime.export.text_graph import TokenizerConversionError, add_text_graphs
+    """The shipped all-MiniLM-L6-v2: ids equal on every check text, text graph within 1e-5 of the runtime, in ONNX
+    and in OpenVINO."""
+    from st_runtime.export.text_graph import add_text_graphs
     from st_runtime.export.text_graph_check import check_texts
 
     root, manifest = _staging_copy(export_bundle("minilm-real", ("openvino",)), tmp_path)
-    add_text_graphs(root, manifest, ["onnx"])
-    text = manifest.variants["onnx"].settings["text_graph"]
+    add_text_graphs(root, manifest, ["onnx", "openvino"])
     tree = json.loads((root / "tokenizer.json").read_text(encoding="utf-8"))
-    assert text["checked_texts"] == len(check_texts(manifest.tokenizer.max_seq_length, tree))
-    assert text["max_abs_vs_runtime"] <= 1e-5
-    with pytest.raises(TokenizerConversionError, match="Ο φίλος"):
-        add_text_graphs(root, manifest, ["openvino"])
+    for name in ("onnx", "openvino"):
+        text = manifest.variants[name].settings["text_graph"]
+        assert text["checked_texts"] == len(check_texts(manifest.tokenizer.max_seq_length, tree))
+        assert text["max_abs_vs_runtime"] <= 1e-5
 
 
 @pytest.mark.slow
@@ -338,3 +314,35 @@ def test_cross_encoder_text_graph_scores_pairs_like_predict(export_bundle, tmp_p
         graph.predict([("only one",)])
     with pytest.raises(InputValidationError, match="predict"):
         graph.encode(["a text"])
+
+
+PLAIN_PAIRS = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import openvino as ov
+    import openvino_tokenizers  # registers the tokenizer operators
+    graph, pairs_file, out = sys.argv[1:]
+    pairs = json.load(open(pairs_file, encoding="utf-8"))
+    compiled = ov.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    np.save(out, compiled([np.array([q for q, _ in pairs]), np.array([d for _, d in pairs])])[0])
+    banned = sorted(m for m in sys.modules if m.split(".")[0] in BANNED)
+    assert not banned, banned
+""").replace("BANNED", BANNED)
+
+
+@pytest.mark.slow
+def test_cross_encoder_openvino_pairs_where_the_budget_is_even(export_bundle, tmp_path):
+    """max_length 129 (a pair budget of 126 tokens): openvino-tokenizers' pair truncation agrees, the OpenVINO pair
+    graph is written and scores like predict with only openvino around."""
+    from st_runtime import CrossEncoder
+    from st_runtime.cli import main
+
+    bundle = tmp_path / "ce-bert-129"
+    shutil.copytree(export_bundle("ce-bert-129", ("openvino",)), bundle)
+    assert main(["quantize", str(bundle), "--with-tokenizer", "openvino"]) == 0
+    text = Manifest.read(bundle).variants["openvino"].settings["text_graph"]
+    assert text["inputs"] == ["text", "text_pair"] and text["max_abs_vs_runtime"] <= 1e-5
+    pairs = [(TEXTS[i], TEXTS[(i * 5 + 3) % len(TEXTS)]) for i in range(len(TEXTS))]
+    want = np.asarray(CrossEncoder(bundle, variant="openvino").predict(pairs), dtype=np.float32)
+    got = _run_plain(PLAIN_PAIRS, bundle / text["file"], pairs, tmp_path).reshape(want.shape)
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)

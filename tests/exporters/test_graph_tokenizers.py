@@ -1,5 +1,7 @@
-"""The ONNX tokenizer (exporters/onnx_tokenizer.py) against `tokenizers` itself: the same ids on the check texts, on
-random Unicode text (hypothesis) and on pairs truncated longest-first; what it cannot reproduce is refused by name."""
+"""The tokenizers inside text graphs against `tokenizers` itself: the ONNX tokenizer (exporters/onnx_tokenizer.py) and
+openvino-tokenizers' conversion of the rewritten tokenizer.json (exporters/code_point_tables.py) give the same ids on
+the check texts and on random Unicode text (hypothesis), the ONNX one on pairs truncated longest-first too; what the
+ONNX tokenizer cannot reproduce is refused by name."""
 
 from __future__ import annotations
 
@@ -43,6 +45,30 @@ def pairs(minilm_tree):
     return onnx_session(tokenizer_model(minilm_tree, MAX_LENGTH, pairs=True)), _reference(minilm_tree, MAX_LENGTH)
 
 
+@pytest.fixture(scope="module")
+def openvino_converted(minilm_tree):
+    """openvino-tokenizers' conversion of MiniLM's tokenizer.json after openvino_exact_tree, compiled."""
+    ov = pytest.importorskip("openvino")
+    ovt = pytest.importorskip("openvino_tokenizers")
+    from st_runtime.export.code_point_tables import openvino_exact_tree
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    rewritten = openvino_exact_tree(minilm_tree)
+    assert rewritten["normalizer"]["normalizers"][-1]["type"] == "Precompiled"
+    tok = Tokenizer.from_str(json.dumps(rewritten))
+    tok.no_padding()
+    tok.no_truncation()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, model_input_names=["input_ids", "attention_mask"])
+    compiled = ov.Core().compile_model(ovt.convert_tokenizer(fast, max_length=MAX_LENGTH, truncation=True), "CPU")
+    return compiled, _reference(minilm_tree, MAX_LENGTH)
+
+
+def _ov_ids(compiled, texts):
+    out = compiled([np.array(texts)])
+    return [list(map(int, r[m.astype(bool)])) for r, m in zip(out["input_ids"], out["attention_mask"])]
+
+
 def _ids(session, texts, pair_texts=None):
     feeds = {"text": np.array(texts, dtype=object)}
     if pair_texts is not None:
@@ -74,6 +100,23 @@ _TEXT = st.lists(st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), 
 def test_random_unicode_tokenizes_identically(single, texts):
     session, ref = single
     for text, (ids, _) in zip(texts, _ids(session, texts)):
+        assert ids == ref.encode(text).ids, ascii(text)
+
+
+def test_openvino_rewrite_check_texts_tokenize_identically(openvino_converted, minilm_tree):
+    compiled, ref = openvino_converted
+    texts = check_texts(MAX_LENGTH, minilm_tree)
+    for start in range(0, len(texts), 64):
+        batch = texts[start:start + 64]
+        for text, ids in zip(batch, _ov_ids(compiled, batch)):
+            assert ids == ref.encode(text).ids, text
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_TEXT, min_size=1, max_size=4))
+def test_openvino_rewrite_random_unicode_tokenizes_identically(openvino_converted, texts):
+    compiled, ref = openvino_converted
+    for text, ids in zip(texts, _ov_ids(compiled, texts)):
         assert ids == ref.encode(text).ids, ascii(text)
 
 
