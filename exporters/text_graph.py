@@ -57,13 +57,23 @@ def _settings_check(manifest: Manifest) -> None:
         if ce.activation not in ACTIVATION_OPS:
             raise UnsupportedModelError(f"Activation {ce.activation!r} has no OpenVINO operator here; text graphs "
                                         f"of cross-encoders apply one of {sorted(ACTIVATION_OPS)}.")
+    elif manifest.kind == "sparse-encoder" and manifest.sparse is not None:
+        sparse = manifest.sparse
+        refused = ("a Router (a graph per route)" if sparse.router else
+                   "a SparseAutoEncoder (top-k + ReLU after the graph)" if sparse.topk_relu is not None else
+                   f"max_active_dims={sparse.max_active_dims} (top-k after the graph)" if sparse.max_active_dims
+                   else None)
+        if refused:
+            raise UnsupportedModelError(f"This SparseEncoder has {refused}; its text graph would not give what "
+                                        "encode gives. Text graphs of SparseEncoders are built for single-graph "
+                                        "SPLADE models without max_active_dims.")
     elif manifest.kind != "sentence-transformer" or manifest.embedding is None:
-        raise UnsupportedModelError(f"Text-in graphs are built for SentenceTransformer and CrossEncoder bundles; "
-                                    f"this is a {manifest.kind} bundle.")
+        raise UnsupportedModelError(f"Text-in graphs are built for SentenceTransformer, CrossEncoder and SPLADE "
+                                    f"SparseEncoder bundles; this is a {manifest.kind} bundle.")
     if manifest.tokenizer.padding_side != "right":
         raise UnsupportedModelError("Text graphs pad on the right; this model pads on the left (decoder models are "
                                     "not supported by --with-tokenizer yet).")
-    if _is_reranker(manifest):
+    if _is_reranker(manifest) or manifest.embedding is None:
         return
     spec = manifest.embedding
     if spec.truncate_dim:
@@ -81,13 +91,18 @@ ACTIVATION_OPS = {
 }
 
 
+def _prompt_spec(manifest: Manifest):
+    """The manifest section holding the prompts (a SentenceTransformer's or a SparseEncoder's)."""
+    return manifest.embedding if manifest.embedding is not None else manifest.sparse
+
+
 def graph_prompts(manifest: Manifest) -> dict[str | None, str]:
     """The prompt each text graph has inside: None is the default graph (the default prompt, if the bundle has one,
     as ``encode(texts)`` applies it), then one graph per other named, non-empty prompt. Cross-encoders: one graph,
     no prompt."""
     if _is_reranker(manifest):
         return {None: ""}
-    spec = manifest.embedding
+    spec = _prompt_spec(manifest)
     default = spec.prompts.get(spec.default_prompt_name, "") if spec.default_prompt_name else ""
     named = {name: text for name, text in spec.prompts.items() if text and name != spec.default_prompt_name}
     return {None: default, **named}
@@ -247,7 +262,7 @@ BUILDERS = {"openvino": _build_openvino, "onnx": build_onnx}
 def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progress=lambda _: None) -> Manifest:
     """Write a checked text-in graph for each variant in ``names`` ('all': every ONNX variant) into the staging folder
     ``root`` and record it under the variant's ``settings['text_graph']``. Any refusal raises; nothing is recorded."""
-    from st_runtime import CrossEncoder, SentenceTransformer
+    from st_runtime import CrossEncoder, SentenceTransformer, SparseEncoder
 
     _settings_check(manifest)
     manifest.write(root)  # the runtime below opens the staging folder from its manifest
@@ -272,7 +287,8 @@ def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progre
             raise UnsupportedModelError(f"Variant {name!r} is a {spec.format} graph; text-in graphs are built for "
                                         "onnx and openvino variants.")
         check_components(root / manifest.tokenizer.file, spec.format)  # refuse by name before any work
-        runtime = (CrossEncoder if _is_reranker(manifest) else SentenceTransformer)(root, variant=name, verify=False)
+        kind = CrossEncoder if _is_reranker(manifest) else SparseEncoder if manifest.sparse else SentenceTransformer
+        runtime = kind(root, variant=name, verify=False)
         built: dict[str | None, dict] = {}
         try:
             for key, prompt in prompts.items():
@@ -285,7 +301,7 @@ def add_text_graphs(root: Path, manifest: Manifest, names: Sequence[str], progre
             raise
         default = built.pop(None)
         if not _is_reranker(manifest):
-            default["prompt_name"] = manifest.embedding.default_prompt_name
+            default["prompt_name"] = _prompt_spec(manifest).default_prompt_name
             default["prompts"] = built  # one graph per other named prompt, each with its prompt inside
         spec.settings["text_graph"] = default
     return manifest
@@ -314,7 +330,8 @@ def _one_graph(root: Path, manifest: Manifest, name: str, spec: VariantSpec, run
         reference_ids = lambda batch: [list(zip(ids, kinds)) for ids, kinds in tok.encode(batch)]  # noqa: E731
     else:
         reference_ids = lambda batch: [ids for ids, _ in tok.encode([prompt + t for t in batch])]  # noqa: E731
-    prompt_length = tok.prompt_length(prompt) if prompt and not manifest.embedding.include_prompt else 0
+    excluded = manifest.embedding is not None and not manifest.embedding.include_prompt
+    prompt_length = tok.prompt_length(prompt) if prompt and excluded else 0
     tag = "" if prompt_name is None else _safe_tag(prompt_name)
     what = f"{name}" + (f", prompt {prompt_name!r}" if prompt_name is not None else "")
     progress(f"{what}: building the text-in graph ({spec.format})")
@@ -325,7 +342,7 @@ def _one_graph(root: Path, manifest: Manifest, name: str, spec: VariantSpec, run
         if not prompt:
             raise
         which = "default prompt" if prompt_name is None else "prompt"
-        shown = manifest.embedding.default_prompt_name if prompt_name is None else prompt_name
+        shown = _prompt_spec(manifest).default_prompt_name if prompt_name is None else prompt_name
         raise TokenizerConversionError(f"{name}, {which} {shown!r} ({prompt!r}) inside the text graph: {exc}") from exc
     run = built.pop("run")
     worst = 0.0
@@ -334,6 +351,8 @@ def _one_graph(root: Path, manifest: Manifest, name: str, spec: VariantSpec, run
         got = np.asarray(run(batch), dtype=np.float32)
         if pairs:
             want = np.asarray(runtime.predict(batch, batch_size=32), dtype=np.float32).reshape(got.shape)
+        elif manifest.sparse is not None:  # the graph's vocabulary-sized activation, dense
+            want = runtime.encode(batch, batch_size=32, prompt_name=prompt_name, convert_to_sparse_tensor=False)
         else:
             want = runtime.encode(batch, batch_size=32, prompt_name=prompt_name)  # None: the default prompt, if any
         if not np.all(np.isfinite(got)):

@@ -164,7 +164,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  {name:22s} {v.format:8s} {v.precision:5s} {size / 1e6:7.1f} MB  {figures}{mark}")
         text = v.settings.get("text_graph")
         if text:
-            print(f"  {'':22s} text-in graph {text['file']} (strings -> sentence_embedding, {text['tokenizer']}, "
+            io = " -> ".join(["+".join(text.get("inputs", ["text"])), "+".join(text.get("outputs", ["sentence_embedding"]))])
+            print(f"  {'':22s} text-in graph {text['file']} ({io}, {text['tokenizer']}, "
                   f"ids checked on {text['checked_texts']} texts, max abs vs runtime {text['max_abs_vs_runtime']:.2g})")
     _print_auto(m, auto_policy(args), bundle.root)
     return 0

@@ -42,8 +42,9 @@ class TextGraph:
         by_name = dict(self.settings.get("prompts") or {})
         if self.settings.get("prompt_name") is not None:
             by_name.setdefault(self.settings["prompt_name"], self.settings)
-        if not self.settings.get("prompt") and manifest.embedding is not None:  # empty prompts: the plain graph
-            by_name.update({n: self.settings for n, text in manifest.embedding.prompts.items() if not text})
+        prompts = manifest.embedding if manifest.embedding is not None else manifest.sparse
+        if not self.settings.get("prompt") and prompts is not None:  # empty prompts: the plain graph
+            by_name.update({n: self.settings for n, text in prompts.prompts.items() if not text})
         if prompt_name is not None:
             if prompt_name not in by_name:
                 raise InputValidationError(
@@ -71,7 +72,8 @@ class TextGraph:
         return result
 
     def encode(self, texts: str | Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """(n, dim) float32 embeddings of ``texts`` (one string gives one row of a (1, dim) array)."""
+        """(n, dim) float32 embeddings of ``texts`` (one string gives one row of a (1, dim) array); a SparseEncoder's
+        graph gives its dense vocabulary-sized activation (``scipy.sparse.csr_array(result)`` makes it sparse)."""
         if self.kind == "cross-encoder":
             raise InputValidationError("This is a cross-encoder's text graph: score (query, document) pairs with "
                                        "predict(pairs).")

@@ -346,3 +346,34 @@ def test_cross_encoder_openvino_pairs_where_the_budget_is_even(export_bundle, tm
     want = np.asarray(CrossEncoder(bundle, variant="openvino").predict(pairs), dtype=np.float32)
     got = _run_plain(PLAIN_PAIRS, bundle / text["file"], pairs, tmp_path).reshape(want.shape)
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_splade_text_graphs_give_encode_dense(export_bundle, tmp_path):
+    """A SPLADE SparseEncoder: strings in, the vocabulary-sized activation out, in ONNX and OpenVINO, with the
+    'query' prompt's own graph; equal to encode(convert_to_sparse_tensor=False) within 1e-5."""
+    from st_runtime import SparseEncoder
+    from st_runtime.cli import main
+    from st_runtime.text_graph import TextGraph
+
+    bundle = tmp_path / "splade"
+    shutil.copytree(export_bundle("splade-max", ("openvino",)), bundle)
+    assert main(["quantize", str(bundle), "--with-tokenizer", "onnx,openvino"]) == 0
+    runtime = SparseEncoder(bundle, variant="onnx")
+    batch = ["", "what is sparse retrieval?", TEXTS[5], "Ο φίλος μου, [SEP]"]
+    for variant in ("onnx", "openvino"):
+        for prompt_name in (None, "query"):
+            got = TextGraph(bundle, variant=variant, prompt_name=prompt_name).encode(batch)
+            want = runtime.encode(batch, prompt_name=prompt_name, convert_to_sparse_tensor=False)
+            assert got.shape == want.shape == (len(batch), runtime.get_sentence_embedding_dimension())
+            np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_sparse_router_text_graph_refused(export_bundle, tmp_path):
+    from st_runtime.errors import UnsupportedModelError
+    from st_runtime.export.text_graph import add_text_graphs
+
+    root, manifest = _staging_copy(export_bundle("splade-router", ("openvino",)), tmp_path)
+    with pytest.raises(UnsupportedModelError, match="Router"):
+        add_text_graphs(root, manifest, ["onnx"])
+    assert not list(root.glob("*.text.*"))
