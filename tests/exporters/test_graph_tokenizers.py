@@ -95,7 +95,7 @@ _TEXT = st.lists(st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), 
                  max_size=12).map("".join)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(_TEXT, min_size=1, max_size=4))
 def test_random_unicode_tokenizes_identically(single, texts):
     session, ref = single
@@ -112,7 +112,7 @@ def test_openvino_rewrite_check_texts_tokenize_identically(openvino_converted, m
             assert ids == ref.encode(text).ids, text
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(_TEXT, min_size=1, max_size=4))
 def test_openvino_rewrite_random_unicode_tokenizes_identically(openvino_converted, texts):
     compiled, ref = openvino_converted
@@ -120,7 +120,7 @@ def test_openvino_rewrite_random_unicode_tokenizes_identically(openvino_converte
         assert ids == ref.encode(text).ids, ascii(text)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), _TEXT), min_size=1, max_size=4))
 def test_pairs_truncate_longest_first_like_tokenizers(pairs, rows):
     """Pair lengths around the budget (ties, odd budget: 48 - 3 = 45) and random text: ids and type ids equal."""
