@@ -128,7 +128,7 @@ def build_onnx(root: Path, manifest: Manifest, name: str, spec: VariantSpec, tex
     (tokenizer + the variant's graph) and return its description and a ``run`` function for the embedding check."""
     import onnx
 
-    from . import bundle_writer
+    from .bundle_steps import seal
 
     pairs = manifest.kind == "cross-encoder"
     tree = json.loads((root / manifest.tokenizer.file).read_text(encoding="utf-8"))
@@ -140,7 +140,9 @@ def build_onnx(root: Path, manifest: Manifest, name: str, spec: VariantSpec, tex
         "ONNX tokenizer (normalization tables, added tokens, WordPiece" + (", pair truncation)" if pairs else ")")
     checked = require_same_ids(texts, reference_ids, _ids_of(tokenizer, pairs), "onnxruntime-extensions", component)
     progress(f"{name}: ONNX tokenizer ids equal tokenizers' on {checked} check texts")
-    bundle_writer.externalize_weights(root)  # the text graph points at the variant's weights instead of copying them
+    # Weights into external data first (the text graph points at the variant's file instead of copying it), with the
+    # manifest's file entries brought up to date: later variants open this staging folder through its manifest.
+    seal(root, manifest)
     model = _merge(tree, root / spec.file, length, prompt_ids, prompt_length,
                    manifest.cross_encoder.activation if pairs else None)
     stem = Path(spec.file).stem + (f".text.{tag}" if tag else ".text")
