@@ -16,6 +16,7 @@ import numpy as np
 from .backends import text_graph_runner
 from .bundle import Bundle
 from .errors import InputTypeError, InputValidationError
+from .inputs import positive_int
 
 __all__ = ["TextGraph"]
 
@@ -58,8 +59,7 @@ class TextGraph:
     def _batched(self, columns: list[list[str]], batch_size: int) -> np.ndarray:
         """Run the graph on batches of ``batch_size`` rows taken longest first (as ``encode`` batches, so that texts
         of similar length share a batch and little padding is run), results back in input order."""
-        if batch_size < 1:
-            raise InputValidationError(f"batch_size must be at least 1, got {batch_size}.")
+        batch_size = positive_int("batch_size", batch_size)
         order = np.argsort([-sum(len(col[i]) for col in columns) for i in range(len(columns[0]))], kind="stable")
         parts = []
         for start in range(0, len(order), batch_size):

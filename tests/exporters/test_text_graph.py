@@ -131,6 +131,10 @@ def test_wrapper_and_info(text_bundle, capsys):
     for bad in ([1, "a"], [None], b"bytes", ["ok", b"x"]):
         with pytest.raises(InputTypeError):
             graph.encode(bad)
+    for bad_size in (0, "32", 2.5):
+        with pytest.raises(InputValidationError, match="batch_size"):
+            graph.encode(TEXTS[:3], batch_size=bad_size)
+    np.testing.assert_allclose(graph.encode(TEXTS[:9], batch_size=2), graph.encode(TEXTS[:9]), atol=1e-5, rtol=0)
     assert main(["info", str(text_bundle)]) == 0
     assert "text-in graph model.text.onnx" in capsys.readouterr().out
 
