@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHAR_LOCAL_NORMALIZERS", "MAX_CODE_POINT", "char_class", "code_point_tables", "openvino_exact_tree", "ranges"]
+__all__ = ["CHAR_LOCAL_NORMALIZERS", "MAX_CODE_POINT", "char_class", "code_point_tables", "normalizer_members", "openvino_exact_tree",
+           "ranges"]
 
 MAX_CODE_POINT = 0x10FFFF
 CHAR_LOCAL_NORMALIZERS = {"BertNormalizer", "Lowercase", "StripAccents", "NFD", "NFKD"}
@@ -86,10 +87,14 @@ def code_point_tables(normalizer_json: str, pre_tokenizer_json: str) -> dict[str
             "whitespace": whitespace, "punct": punct}
 
 
-def _char_local(tree: dict[str, Any]) -> bool:
+def normalizer_members(tree: dict[str, Any]) -> list[dict[str, Any]]:
+    """The normalizer steps of a tokenizer.json: the members of a Sequence, the normalizer itself, or none."""
     norm = tree.get("normalizer") or {}
-    members = norm.get("normalizers") if norm.get("type") == "Sequence" else [norm] if norm else []
-    return all(m.get("type") in CHAR_LOCAL_NORMALIZERS for m in members)
+    return list(norm.get("normalizers") or []) if norm.get("type") == "Sequence" else [norm] if norm else []
+
+
+def _char_local(tree: dict[str, Any]) -> bool:
+    return all(m.get("type") in CHAR_LOCAL_NORMALIZERS for m in normalizer_members(tree))
 
 
 def _charsmap(tables: dict[str, Any]) -> bytes:

@@ -33,6 +33,7 @@ from .code_point_tables import (
     MAX_CODE_POINT,
     char_class,
     code_point_tables,
+    normalizer_members,
 )
 from .text_graph_check import TokenizerConversionError
 
@@ -50,8 +51,7 @@ def _refuse(what: str) -> TokenizerConversionError:
 
 def _check_components(tree: dict[str, Any]) -> None:
     norm = tree.get("normalizer") or {}
-    members = norm.get("normalizers") if norm.get("type") == "Sequence" else [norm] if norm else []
-    for i, member in enumerate(members):
+    for i, member in enumerate(normalizer_members(tree)):
         if member.get("type") not in CHAR_LOCAL_NORMALIZERS:
             where = f"normalizer.normalizers[{i}]" if norm.get("type") == "Sequence" else "normalizer"
             raise _refuse(f"The tokenizer's {where} is {member.get('type')!r}; the ONNX tokenizer reproduces only "
@@ -287,7 +287,7 @@ def tokenizer_graph(tree: dict[str, Any], max_length: int | None, prompt_ids: Se
                                                    text_of])])
     ids, text_of, position = (g.op("Compress", [x, fits], axis=0) for x in (ids, text_of, position))
     # columns: each segment of specials, then a text, in order; offsets per batch row
-    starts, offset = [], g.op("Mul", [g.zeros(batch), g.const(0)])
+    starts, offset = [], g.zeros(batch)
     for k, segment in enumerate(layout.segments):
         starts.append(offset)
         offset = g.op("Add", [offset, g.const(len(segment))])

@@ -14,6 +14,8 @@ from typing import Any, Callable, Sequence
 from st_runtime import corpus
 from st_runtime.errors import UnsupportedModelError
 
+from .code_point_tables import CHAR_LOCAL_NORMALIZERS
+
 # Components openvino-tokenizers 2026.4 converts (its hf_parser); anything else is refused by name.
 OPENVINO_COMPONENTS = {
     "normalizer": {"BertNormalizer", "NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents", "Replace",
@@ -26,7 +28,7 @@ OPENVINO_COMPONENTS = {
 # The ONNX tokenizer (exporters/onnx_tokenizer.py): normalizers that map each character on its own, BERT's
 # pre-tokenizer, WordPiece.
 ONNX_COMPONENTS = {
-    "normalizer": {"BertNormalizer", "Lowercase", "StripAccents", "NFD", "NFKD", "Sequence"},
+    "normalizer": CHAR_LOCAL_NORMALIZERS | {"Sequence"},
     "pre_tokenizer": {"BertPreTokenizer"},
     "model": {"WordPiece"},
     "post_processor": {"TemplateProcessing", "BertProcessing", "RobertaProcessing"},
